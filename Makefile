@@ -1,0 +1,57 @@
+# Two commands matter: `make dev` runs the whole system, `make test` runs the tests.
+# Both create the virtualenv (.venv) and install the project on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: dev test test-unit test-integration test-e2e lint format journey migrate topics clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## Run the four services on embedded Postgres and broker (or DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS).
+dev: $(VENV)/.installed
+	$(BIN)/python -m devstack
+
+## One referral end to end against a running `make dev`.
+journey: $(VENV)/.installed
+	$(BIN)/python -m devstack.journey
+
+## Lint, then every test: unit, integration (real Postgres and broker), e2e (real processes).
+test: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+test-unit: $(VENV)/.installed
+	$(BIN)/python -m pytest tests/unit tests/deploy
+
+test-integration: $(VENV)/.installed
+	$(BIN)/python -m pytest tests/integration
+
+test-e2e: $(VENV)/.installed
+	$(BIN)/python -m pytest tests/e2e
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## Apply one service's migrations to DATABASE_URL, e.g. `make migrate SERVICE=rewards`.
+migrate: $(VENV)/.installed
+	$(BIN)/python -m shared.migrate $(SERVICE)
+
+topics: $(VENV)/.installed
+	$(BIN)/python -m shared.messaging.topics
+
+clean:
+	rm -rf .dev test-output

@@ -1,0 +1,204 @@
+"""One referral through the four services over HTTP, as a client app would drive it.
+``python -m devstack.journey`` runs it against ``make dev``; the e2e tests reuse it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from devstack.stack import DEFAULT_PORTS
+
+
+@dataclass
+class Urls:
+    links: str
+    attribution: str
+    rewards: str
+    notifications: str
+
+    @classmethod
+    def local(cls, ports: dict[str, int] | None = None) -> Urls:
+        p = ports or DEFAULT_PORTS
+        return cls(**{s: f"http://127.0.0.1:{port}" for s, port in p.items()})
+
+
+@dataclass
+class Journey:
+    program_id: str
+    program_key: str
+    participant_id: str
+    code: str
+    click_id: str
+    customer_id: str
+    order_id: str
+    rewards: dict[str, Any]
+    feed: dict[str, Any]
+
+
+async def eventually(probe: Callable[[], Awaitable[Any]], timeout_s: float = 30.0) -> Any:
+    """Poll ``probe`` until it returns something truthy (events take a moment to flow)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = await probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout_s}s")
+        await asyncio.sleep(0.05)
+
+
+def _ok(response: httpx.Response, *codes: int) -> dict[str, Any]:
+    if response.status_code not in (codes or (200, 201)):
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url} -> "
+            f"{response.status_code}: {response.text}"
+        )
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def run_journey(
+    urls: Urls,
+    admin_key: str,
+    *,
+    log: Callable[[str], None] = print,
+    referrer_reward: int = 2000,
+    referee_reward: int = 2000,
+) -> Journey:
+    admin = {"Authorization": f"Bearer {admin_key}"}
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        program = _ok(
+            await http.post(
+                f"{urls.links}/v1/programs",
+                headers=admin,
+                json={
+                    "name": "Give $20, get $20",
+                    "definition": {
+                        "destination_url": "https://shop.example.com/welcome",
+                        "allowed_hosts": ["shop.example.com"],
+                        "rewards": {
+                            "referrer": {"amount": referrer_reward, "unit": "USD"},
+                            "referee": {"amount": referee_reward, "unit": "USD"},
+                        },
+                    },
+                },
+            )
+        )
+        pid = program["id"]
+        log(f"program {pid} version {program['version']}")
+        key = _ok(await http.post(f"{urls.links}/v1/programs/{pid}/keys", headers=admin))
+        server = {"Authorization": f"Bearer {key['secret_key']}"}
+        log(f"program key {key['key_id']} issued (secret shown once)")
+
+        participant = _ok(
+            await http.post(
+                f"{urls.links}/v1/programs/{pid}/participants",
+                headers=server,
+                json={"external_user_id": f"user-{uuid.uuid4().hex[:8]}", "locale": "en"},
+            )
+        )
+        log(
+            f"participant {participant['id']} code {participant['code']} "
+            f"link {participant['link_url']}"
+        )
+
+        redirect = await http.get(
+            participant["link_url"].replace(participant["link_url"].split("/r/")[0], urls.links)
+        )
+        if redirect.status_code != 302:
+            raise RuntimeError(f"redirect answered {redirect.status_code}")
+        location = redirect.headers["location"]
+        click_id = parse_qs(urlsplit(location).query)["ref_click"][0]
+        log(f"GET /r/{participant['code']} -> 302 {location}")
+
+        # The click reaches attribution through link.clicked.
+        await eventually(
+            lambda: _status(http, f"{urls.attribution}/v1/clicks/{click_id}", server, 200)
+        )
+        customer_id = f"cust-{uuid.uuid4().hex[:8]}"
+        signup = _ok(
+            await http.post(
+                f"{urls.attribution}/v1/signups",
+                headers=server,
+                json={"customer_id": customer_id, "click_id": click_id},
+            )
+        )
+        log(f"signup {customer_id}: attributed={signup['attributed']} ({signup['reason']})")
+        order_id = f"order-{uuid.uuid4().hex[:8]}"
+        conversion = _ok(
+            await http.post(
+                f"{urls.attribution}/v1/conversions",
+                headers={**server, "Idempotency-Key": order_id},
+                json={
+                    "customer_id": customer_id,
+                    "order_id": order_id,
+                    "amount": 4999,
+                    "currency": "USD",
+                },
+            )
+        )
+        log(
+            f"conversion {conversion['conversion_id']} (program version "
+            f"{conversion['program_version']})"
+        )
+
+        ppath = f"/v1/programs/{pid}/participants/{participant['id']}"
+        rewards = await eventually(
+            lambda: _json_if(http, f"{urls.rewards}{ppath}/rewards", server, lambda b: b["rewards"])
+        )
+        log(f"rewards: balance {rewards['balances']}")
+        feed = await eventually(
+            lambda: _json_if(
+                http,
+                f"{urls.notifications}{ppath}/notifications",
+                server,
+                lambda b: any(i["kind"] == "reward_issued" for i in b["items"]),
+            )
+        )
+        log(f"notifications: {[i['title'] for i in feed['items']]}")
+        return Journey(
+            pid,
+            key["secret_key"],
+            participant["id"],
+            participant["code"],
+            click_id,
+            customer_id,
+            order_id,
+            rewards,
+            feed,
+        )
+
+
+async def _status(http: httpx.AsyncClient, url: str, headers: dict[str, str], code: int) -> bool:
+    return (await http.get(url, headers=headers)).status_code == code
+
+
+async def _json_if(
+    http: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    test: Callable[[dict[str, Any]], Any],
+) -> dict[str, Any] | None:
+    response = await http.get(url, headers=headers)
+    if response.status_code == 200 and test(body := response.json()):
+        return body  # type: ignore[no-any-return]
+    return None
+
+
+def main() -> None:
+    key = os.environ.get("ADMIN_API_KEY") or (Path(".dev") / "admin_api_key").read_text().strip()
+    started = time.perf_counter()
+    asyncio.run(run_journey(Urls.local(), key))
+    print(f"journey complete in {time.perf_counter() - started:.2f}s")
+
+
+if __name__ == "__main__":
+    main()

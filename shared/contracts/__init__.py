@@ -1,0 +1,44 @@
+"""Event contracts: one module per topic family. ``EVENTS`` is the registry every other piece
+(topic creation, consumers, the AsyncAPI document) reads from."""
+
+from __future__ import annotations
+
+from shared.contracts.apikeys import ApiKeyIssued
+from shared.contracts.base import Event
+from shared.contracts.links import LinkClicked
+from shared.contracts.participants import ParticipantEnrolled
+from shared.contracts.programs import ProgramPublished
+from shared.contracts.referrals import ReferralConverted, ReferralSignedUp
+from shared.contracts.rewards import RewardIssued
+
+EVENTS: tuple[type[Event], ...] = (
+    ProgramPublished,
+    ParticipantEnrolled,
+    ApiKeyIssued,
+    LinkClicked,
+    ReferralSignedUp,
+    ReferralConverted,
+    RewardIssued,
+)
+BY_TYPE: dict[str, type[Event]] = {e.TYPE: e for e in EVENTS}
+TOPICS: tuple[str, ...] = tuple(dict.fromkeys(e.TOPIC for e in EVENTS))
+
+
+def dlq_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+__all__ = [
+    "BY_TYPE",
+    "EVENTS",
+    "TOPICS",
+    "ApiKeyIssued",
+    "Event",
+    "LinkClicked",
+    "ParticipantEnrolled",
+    "ProgramPublished",
+    "ReferralConverted",
+    "ReferralSignedUp",
+    "RewardIssued",
+    "dlq_topic",
+]

@@ -1,0 +1,30 @@
+"""Participants (referrers) enrolled in a program."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar
+from uuid import UUID
+
+from shared.contracts.base import Event
+
+
+class ParticipantEnrolled(Event):
+    """Carries what notifications needs to send a welcome with the link."""
+
+    TOPIC: ClassVar[str] = "participant.enrolled"
+    TYPE: ClassVar[str] = "participant.enrolled.v1"
+
+    participant_id: UUID
+    program_id: UUID
+    external_user_id: str
+    code: str
+    link_url: str
+    email: str | None = None
+    name: str | None = None
+    locale: str = "en"
+    variant: str | None = None
+    enrolled_at: datetime
+
+    def key(self) -> str:
+        return str(self.participant_id)

@@ -1,0 +1,89 @@
+"""API keys. The admin key comes from the environment; per-program secret keys are created
+through the links API, shown once, and stored (everywhere) only as SHA-256 hashes. Keys are
+long random strings, so a fast hash is enough: there is nothing to brute-force."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+from fastapi import Request
+
+from shared.http.problems import Problem
+
+PROGRAM_KEY_PREFIX = "rk_"
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key_id: str
+    secret: str
+    key_hash: str
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_program_key() -> IssuedKey:
+    key_id = secrets.token_hex(6)
+    secret = f"{PROGRAM_KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    return IssuedKey(key_id=key_id, secret=secret, key_hash=hash_key(secret))
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(
+            401,
+            "missing-credentials",
+            "Send 'Authorization: Bearer <key>'",
+            field="Authorization",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return token.strip()
+
+
+def check_admin(request: Request, admin_key: str | None) -> None:
+    token = bearer_token(request)
+    if not admin_key or not hmac.compare_digest(token.encode(), admin_key.encode()):
+        raise Problem(403, "forbidden", "This call needs the admin key", field="Authorization")
+
+
+async def program_for_key(conn: asyncpg.Connection | asyncpg.Pool, token: str) -> UUID:
+    """The program a secret key belongs to, or a 403."""
+    program_id = await conn.fetchval(
+        "SELECT program_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        hash_key(token),
+    )
+    if program_id is None:
+        raise Problem(403, "forbidden", "Unknown or revoked program key", field="Authorization")
+    return program_id
+
+
+async def store_key(conn: asyncpg.Connection, key_id: str, program_id: UUID, key_hash: str) -> None:
+    await conn.execute(
+        "INSERT INTO api_keys (key_id, program_id, key_hash) VALUES ($1, $2, $3) "
+        "ON CONFLICT (key_id) DO NOTHING",
+        key_id,
+        program_id,
+        key_hash,
+    )
+
+
+async def authorize_program(
+    request: Request, pool: asyncpg.Pool, admin_key: str | None, program_id: UUID
+) -> None:
+    """Allow the admin key, or a secret key of this very program."""
+    token = bearer_token(request)
+    if admin_key and hmac.compare_digest(token.encode(), admin_key.encode()):
+        return
+    if await program_for_key(pool, token) != program_id:
+        raise Problem(
+            403, "forbidden", "This key belongs to another program", field="Authorization"
+        )

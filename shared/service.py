@@ -1,0 +1,174 @@
+"""What turns a service's routers and event handlers into a running process: the FastAPI app
+with its lifespan (pool, producer, topics, outbox relay, consumer), conventions and telemetry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, FastAPI, Request, Response
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+from shared.db import create_pool
+from shared.http import health
+from shared.http.problems import install_problem_handlers
+from shared.messaging.consumer import EventConsumer, Handler
+from shared.messaging.producer import ensure_topics, make_producer
+from shared.messaging.relay import OutboxRelay
+from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from shared.settings import ServiceSettings
+from shared.telemetry import setup_logging, setup_tracing, shutdown_tracing
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[["Runtime"], Awaitable[None]]
+_SHUTDOWN_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Runtime:
+    """Everything a request handler or background task of one service process shares."""
+
+    settings: ServiceSettings
+    pool: asyncpg.Pool
+    producer: AIOKafkaProducer
+    relay: OutboxRelay
+    consumer: EventConsumer | None
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def spawn(self, coro: Awaitable[None], name: str) -> None:
+        self.tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
+
+
+def runtime_of(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+async def start_producer(settings: ServiceSettings, attempts: int = 30) -> AIOKafkaProducer:
+    """Start a producer, waiting for the broker (it may start after us)."""
+    for attempt in range(1, attempts + 1):
+        producer = make_producer(settings)
+        try:
+            await producer.start()
+            return producer
+        except (KafkaError, OSError) as exc:
+            await producer.stop()
+            if attempt == attempts:
+                raise
+            log.warning("broker not reachable yet (%r), retrying", exc)
+            await asyncio.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
+def create_service_app(
+    *,
+    settings: ServiceSettings,
+    title: str,
+    routers: Sequence[APIRouter] = (),
+    handlers: dict[str, Handler] | None = None,
+    on_start: Hook | None = None,
+    on_stop: Hook | None = None,
+) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(
+            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
+        producer = await start_producer(settings)
+        await ensure_topics(settings)
+        relay = OutboxRelay(
+            dsn=settings.database_url,
+            producer=producer,
+            batch_size=settings.relay_batch_size,
+            poll_interval_s=settings.relay_poll_interval_s,
+        )
+        consumer = None
+        if handlers:
+            consumer = EventConsumer(
+                name=settings.service_name,
+                pool=pool,
+                producer=producer,
+                handlers=handlers,
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                batch_size=settings.consumer_batch_size,
+                max_attempts=settings.consumer_max_attempts,
+                retry_backoff_s=settings.consumer_retry_backoff_s,
+                fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            )
+        runtime = Runtime(settings, pool, producer, relay, consumer)
+        app.state.runtime = runtime
+        runtime.spawn(relay.run(runtime.stop), "outbox-relay")
+        if consumer is not None:
+            runtime.spawn(consumer.run(runtime.stop), "consumer")
+        if on_start is not None:
+            await on_start(runtime)
+        log.info("%s started", settings.service_name)
+        try:
+            yield
+        finally:
+            runtime.stop.set()
+            _, pending = await asyncio.wait(runtime.tasks, timeout=_SHUTDOWN_TIMEOUT_S)
+            for task in pending:
+                task.cancel()
+            if on_stop is not None:
+                await on_stop(runtime)
+            await producer.stop()
+            await pool.close()
+            log.info("%s stopped", settings.service_name)
+            shutdown_tracing()
+
+    setup_logging(settings.service_name, settings.log_level)
+    setup_tracing(settings.service_name)
+    app = FastAPI(title=title, version="1.0.0", lifespan=lifespan)
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    for router in routers:
+        app.include_router(router)
+
+    @app.middleware("http")
+    async def _metrics(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+        return response
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    _instrument_clients()
+    return app
+
+
+_clients_instrumented = False
+
+
+def _instrument_clients() -> None:
+    global _clients_instrumented
+    if not _clients_instrumented:
+        AsyncPGInstrumentor().instrument()
+        HTTPXClientInstrumentor().instrument()
+        _clients_instrumented = True
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(_SHUTDOWN_TIMEOUT_S),
+    )

@@ -1,0 +1,121 @@
+"""OpenTelemetry and logging, configured only from the standard ``OTEL_*`` variables.
+
+- ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``: the resource (read by the SDK).
+- ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG``: sampling (read by the SDK).
+- ``OTEL_TRACES_EXPORTER``: ``otlp`` (default when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set),
+  ``console`` or ``none``. The OTLP exporter reads its own endpoint variables.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from collections.abc import Mapping
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+)
+from pythonjsonlogger.json import JsonFormatter
+
+_configured = False
+
+
+def _exporters() -> list[SpanExporter]:
+    default = "otlp" if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "none"
+    names = [n.strip() for n in os.environ.get("OTEL_TRACES_EXPORTER", default).split(",")]
+    out: list[SpanExporter] = []
+    for name in names:
+        if name == "otlp":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            out.append(OTLPSpanExporter())
+        elif name == "console":
+            out.append(ConsoleSpanExporter(out=sys.stderr))
+    return out
+
+
+def setup_tracing(service_name: str) -> TracerProvider:
+    """Install the global tracer provider once per process."""
+    global _configured
+    current = trace.get_tracer_provider()
+    if _configured and isinstance(current, TracerProvider):
+        return current
+    os.environ.setdefault("OTEL_SERVICE_NAME", service_name)
+    provider = TracerProvider(resource=Resource.create())
+    for exporter in _exporters():
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    _configured = True
+    return provider
+
+
+def shutdown_tracing() -> None:
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.shutdown()
+
+
+def inject_context(context: Context | None = None) -> dict[str, str]:
+    """The W3C ``traceparent``/``tracestate`` of the current (or given) context."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=context)
+    return carrier
+
+
+def extract_context(carrier: Mapping[str, str]) -> Context:
+    return propagate.extract(dict(carrier))
+
+
+# --- logs -----------------------------------------------------------------------------------
+
+_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_IPV4_RE = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
+_IPV6_RE = re.compile(r"\b(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{1,4}\b")
+
+
+def redact(text: str) -> str:
+    """Emails and IP addresses never reach a log line in clear."""
+    text = _EMAIL_RE.sub("[email]", text)
+    text = _IPV4_RE.sub("[ip]", text)
+    return _IPV6_RE.sub("[ip]", text)
+
+
+class _ContextFilter(logging.Filter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        span = trace.get_current_span().get_span_context()
+        record.service = self.service
+        if span.is_valid:
+            record.trace_id = format(span.trace_id, "032x")
+            record.span_id = format(span.span_id, "016x")
+        record.msg = redact(record.getMessage())
+        record.args = None
+        return True
+
+
+def setup_logging(service_name: str, level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(_ContextFilter(service_name))
+    handler.setFormatter(
+        JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # uvicorn's access log prints client IPs; our own middleware logs requests instead.
+    logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
