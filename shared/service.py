@@ -105,6 +105,7 @@ def create_service_app(
                 max_attempts=settings.consumer_max_attempts,
                 retry_backoff_s=settings.consumer_retry_backoff_s,
                 fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+                session_timeout_ms=settings.kafka_session_timeout_ms,
             )
         runtime = Runtime(settings, pool, producer, relay, consumer)
         app.state.runtime = runtime

@@ -25,6 +25,9 @@ class ServiceSettings(BaseSettings):
     kafka_enable_idempotence: bool = True
     # Tansu does not wake long-poll fetches on new data, so dev uses a short wait.
     kafka_fetch_max_wait_ms: int = 500
+    # Tansu numbers group generations from 0 and aiokafka sends LeaveGroup only for
+    # generation > 0, so a restarted first member waits this long to get its partitions back.
+    kafka_session_timeout_ms: int = 10_000
     kafka_topic_partitions: int = 6
     kafka_replication_factor: int = 1
 

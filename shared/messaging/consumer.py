@@ -79,6 +79,7 @@ class EventConsumer:
         max_attempts: int = 3,
         retry_backoff_s: float = 0.2,
         fetch_max_wait_ms: int = 500,
+        session_timeout_ms: int = 10_000,
     ) -> None:
         self.name = name
         self.pool = pool
@@ -89,6 +90,7 @@ class EventConsumer:
         self.max_attempts = max_attempts
         self.retry_backoff_s = retry_backoff_s
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.session_timeout_ms = session_timeout_ms
         self.running = False
         self._positions: dict[TopicPartition, int] = {}
 
@@ -103,6 +105,8 @@ class EventConsumer:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=self.fetch_max_wait_ms,
             max_poll_records=self.batch_size,
+            session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=max(100, self.session_timeout_ms // 3),
         )
 
     async def run(self, stop: asyncio.Event) -> None:
