@@ -8,11 +8,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
@@ -76,16 +78,39 @@ def extract_context(carrier: Mapping[str, str]) -> Context:
 
 # --- logs -----------------------------------------------------------------------------------
 
-_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# The local part may hold any RFC 5322 "atext" character, not only word characters.
+_EMAIL_RE = re.compile(r"[\w!#$%&'*+/=?^`{|}~.-]+@[\w-]+(?:\.[\w-]+)+")
 _IPV4_RE = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
-_IPV6_RE = re.compile(r"\b(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{1,4}\b")
+# Anything shaped like an IPv6 address (including "::" forms and an IPv4 tail) is a candidate;
+# only what ipaddress accepts is masked, so times such as 12:30:45 stay readable.
+_IPV6_CANDIDATE_RE = re.compile(
+    r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}(?![\w:])"
+)
+
+
+def _mask_ipv6(match: re.Match[str]) -> str:
+    try:
+        ipaddress.IPv6Address(match.group())
+    except ValueError:
+        return match.group()
+    return "[ip]"
 
 
 def redact(text: str) -> str:
     """Emails and IP addresses never reach a log line in clear."""
     text = _EMAIL_RE.sub("[email]", text)
-    text = _IPV4_RE.sub("[ip]", text)
-    return _IPV6_RE.sub("[ip]", text)
+    text = _IPV6_CANDIDATE_RE.sub(_mask_ipv6, text)
+    return _IPV4_RE.sub("[ip]", text)
+
+
+class _RedactingJsonFormatter(JsonFormatter):
+    """Exception texts and stacks can carry personal data too (e.g. a unique-key violation)."""
+
+    def formatException(self, ei: Any) -> str:
+        return redact(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return redact(super().formatStack(stack_info))
 
 
 class _ContextFilter(logging.Filter):
@@ -101,6 +126,8 @@ class _ContextFilter(logging.Filter):
             record.span_id = format(span.span_id, "016x")
         record.msg = redact(record.getMessage())
         record.args = None
+        # uvicorn adds an ANSI-coloured copy of its message; JSON lines do not need it.
+        record.__dict__.pop("color_message", None)
         return True
 
 
@@ -108,7 +135,7 @@ def setup_logging(service_name: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(_ContextFilter(service_name))
     handler.setFormatter(
-        JsonFormatter(
+        _RedactingJsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
         )

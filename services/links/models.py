@@ -6,7 +6,8 @@ from datetime import datetime
 from urllib.parse import urlsplit
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from shared.contracts.programs import ProgramDefinition
 
@@ -22,15 +23,28 @@ class ProgramDefinitionIn(ProgramDefinition):
     @model_validator(mode="after")
     def _check_urls(self) -> ProgramDefinitionIn:
         hosts = {h.lower() for h in self.allowed_hosts}
+        errors: list[InitErrorDetails] = []
         for name in ("destination_url", "fallback_url"):
             url = getattr(self, name)
             if url is None:
                 continue
             parts = urlsplit(url)
             if parts.scheme not in {"http", "https"} or not parts.hostname:
-                raise ValueError(f"{name} must be an absolute http(s) URL")
-            if hosts and parts.hostname.lower() not in hosts:
-                raise ValueError(f"{name} host {parts.hostname!r} is not in allowed_hosts")
+                message = "must be an absolute http(s) URL"
+            elif hosts and parts.hostname.lower() not in hosts:
+                message = f"host {parts.hostname!r} is not in allowed_hosts"
+            else:
+                continue
+            # Reported at the field itself so that the problem document names it.
+            errors.append(
+                InitErrorDetails(
+                    type=PydanticCustomError("url_not_allowed", message),  # type: ignore[arg-type]
+                    loc=(name,),
+                    input=url,
+                )
+            )
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
 
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
+
+from babel.numbers import get_currency_precision, list_currencies
 
 from shared.contracts import ParticipantEnrolled, RewardIssued
+
+_CURRENCIES = frozenset(list_currencies())
 
 
 @dataclass(frozen=True)
@@ -15,8 +20,10 @@ class Message:
 
 
 def format_amount(amount: int, unit: str) -> str:
-    if unit in {"USD", "EUR", "GBP"}:
-        return f"{amount / 100:.2f} {unit}"
+    """Minor units to text: ISO 4217 currencies by their own decimals, other units as is."""
+    if unit in _CURRENCIES:
+        digits = get_currency_precision(unit)
+        return f"{Decimal(amount).scaleb(-digits):.{digits}f} {unit}"
     return f"{amount} {unit}"
 
 

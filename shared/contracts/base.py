@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 # Money and other reward units are integers in minor units with a unit code, never floats.
-MinorUnits = Annotated[int, Field(ge=0, le=10**12)]
+MinorUnits = Annotated[int, Field(ge=0, le=10**12, strict=True)]
 UnitCode = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{1,15}$")]
 
 

@@ -48,9 +48,9 @@ class Envelope:
         cls, headers: Headers | tuple[tuple[str, bytes], ...], value: bytes | None
     ) -> Envelope:
         try:
-            h = {k: v.decode() for k, v in headers or ()}
-        except UnicodeDecodeError as exc:
-            raise EnvelopeError("headers are not UTF-8") from exc
+            h = {k: v.decode() for k, v in headers or () if v is not None}
+        except (UnicodeDecodeError, AttributeError) as exc:
+            raise EnvelopeError("headers are not UTF-8 bytes") from exc
         missing = [k for k in _REQUIRED if k not in h]
         if missing:
             raise EnvelopeError(f"missing CloudEvents headers: {', '.join(missing)}")

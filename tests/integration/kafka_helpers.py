@@ -20,19 +20,24 @@ from shared.settings import ServiceSettings
 async def migrated(dsn: str, component: str = "shared") -> None:
     conn = await connect(dsn)
     try:
-        await apply(conn, discover("shared") + ([] if component == "shared" else
-                                                discover(component)))
+        await apply(
+            conn, discover("shared") + ([] if component == "shared" else discover(component))
+        )
     finally:
         await conn.close()
 
 
-async def read_topic(settings: ServiceSettings, topic: str, *, expect: int,
-                     timeout_s: float = 15.0) -> list[ConsumerRecord[bytes, bytes]]:
+async def read_topic(
+    settings: ServiceSettings, topic: str, *, expect: int, timeout_s: float = 15.0
+) -> list[ConsumerRecord[bytes, bytes]]:
     """Read a topic from the start until ``expect`` messages arrived (or time runs out)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=f"reader-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
-        enable_auto_commit=False, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=f"reader-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
     )
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
@@ -59,8 +64,9 @@ async def wait_for(probe: Callable[[], Awaitable[Any]], timeout_s: float = 15.0)
 
 
 @contextlib.asynccontextmanager
-async def running(coro_fn: Callable[[asyncio.Event], Awaitable[None]]) -> AsyncIterator[
-        asyncio.Event]:
+async def running(
+    coro_fn: Callable[[asyncio.Event], Awaitable[None]],
+) -> AsyncIterator[asyncio.Event]:
     """Run a background loop (relay, consumer) for the body of a ``with`` block."""
     stop = asyncio.Event()
     task = asyncio.create_task(coro_fn(stop))  # type: ignore[arg-type]

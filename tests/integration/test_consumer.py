@@ -35,12 +35,23 @@ async def _apply(conn: asyncpg.Connection, event: ApiKeyIssued, _: Envelope) -> 
     await conn.execute("INSERT INTO effects (key_id) VALUES ($1)", event.key_id)
 
 
-def _consumer(settings: ServiceSettings, pool: asyncpg.Pool, producer: AIOKafkaProducer,
-              handler: Any = _apply, name: str = "test") -> EventConsumer:
+def _consumer(
+    settings: ServiceSettings,
+    pool: asyncpg.Pool,
+    producer: AIOKafkaProducer,
+    handler: Any = _apply,
+    name: str = "test",
+) -> EventConsumer:
     return EventConsumer(
-        name=name, pool=pool, producer=producer, handlers={TOPIC: handler},
-        bootstrap_servers=settings.kafka_bootstrap_servers, batch_size=50, max_attempts=3,
-        retry_backoff_s=0.01, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        name=name,
+        pool=pool,
+        producer=producer,
+        handlers={TOPIC: handler},
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        batch_size=50,
+        max_attempts=3,
+        retry_backoff_s=0.01,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         session_timeout_ms=settings.kafka_session_timeout_ms,
     )
 
@@ -65,7 +76,8 @@ async def test_a_duplicate_delivery_is_applied_once(settings: ServiceSettings) -
             await wait_for(lambda: _processed(pool, 4))
         rows = await pool.fetch("SELECT key_id FROM effects")
         assert sorted(r["key_id"] for r in rows) == sorted(
-            [e.key_id for e in events] + [ApiKeyIssued.model_validate_json(marker.data).key_id])
+            [e.key_id for e in events] + [ApiKeyIssued.model_validate_json(marker.data).key_id]
+        )
     finally:
         await producer.stop()
         await pool.close()
@@ -144,6 +156,7 @@ async def test_an_infrastructure_error_retries_the_batch_and_dead_letters_nothin
     pool, producer = await _setup(settings)
     failures = {"left": 2}
     try:
+
         async def handler(conn: asyncpg.Connection, event: ApiKeyIssued, env: Envelope) -> None:
             if failures["left"] > 0:
                 failures["left"] -= 1
@@ -210,15 +223,20 @@ async def test_the_process_span_is_a_child_of_the_message_context(
     pool, producer = await _setup(settings)
     try:
         parent_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
-        env = Envelope(type=ApiKeyIssued.TYPE, source="/test",
-                       data=key_event().model_dump_json().encode(),
-                       trace={"traceparent": f"00-{parent_trace}-00f067aa0ba902b7-01"})
+        env = Envelope(
+            type=ApiKeyIssued.TYPE,
+            source="/test",
+            data=key_event().model_dump_json().encode(),
+            trace={"traceparent": f"00-{parent_trace}-00f067aa0ba902b7-01"},
+        )
         await _send(producer, env)
         async with running(_consumer(settings, pool, producer).run):
             await wait_for(lambda: _processed(pool, 1))
-        spans = [s for s in span_exporter.get_finished_spans()
-                 if s.name == f"{TOPIC} process"
-                 and s.attributes.get("messaging.message.id") == env.id]
+        spans = [
+            s
+            for s in span_exporter.get_finished_spans()
+            if s.name == f"{TOPIC} process" and s.attributes.get("messaging.message.id") == env.id
+        ]
         assert len(spans) == 1
         assert format(spans[0].context.trace_id, "032x") == parent_trace
         assert spans[0].parent is not None and spans[0].parent.span_id == 0x00F067AA0BA902B7

@@ -11,10 +11,9 @@ from shared.migrate import SERVICES, MigrationError, apply, migrate, plan
 
 
 @pytest.mark.parametrize("service", SERVICES)
-async def test_every_service_migrates_and_records_history(database_url: str, service: str
-                                                          ) -> None:
+async def test_every_service_migrates_and_records_history(database_url: str, service: str) -> None:
     first = await migrate(service, database_url)
-    assert [m.component for m in first][0] == "shared"
+    assert first[0].component == "shared"
     assert {m.component for m in first} == {"shared", service}
     assert await migrate(service, database_url) == []  # nothing left to apply
 
@@ -29,8 +28,10 @@ async def test_every_service_migrates_and_records_history(database_url: str, ser
 
 async def test_a_changed_migration_is_refused(database_url: str) -> None:
     await migrate("rewards", database_url)
-    tampered = [dataclasses.replace(m, sql=m.sql + "\n-- edited") if m.component == "rewards"
-                else m for m in plan("rewards")]
+    tampered = [
+        dataclasses.replace(m, sql=m.sql + "\n-- edited") if m.component == "rewards" else m
+        for m in plan("rewards")
+    ]
     conn = await connect(database_url)
     try:
         with pytest.raises(MigrationError, match="changed after it was applied"):
@@ -40,14 +41,19 @@ async def test_a_changed_migration_is_refused(database_url: str) -> None:
 
 
 async def test_a_failing_migration_leaves_no_trace(database_url: str) -> None:
-    broken = dataclasses.replace(plan("links")[0], component="broken",
-                                 sql="CREATE TABLE ok_table (id int); SELECT * FROM missing;")
+    broken = dataclasses.replace(
+        plan("links")[0],
+        component="broken",
+        sql="CREATE TABLE ok_table (id int); SELECT * FROM missing;",
+    )
     conn = await connect(database_url)
     try:
         with pytest.raises(Exception, match="missing"):
             await apply(conn, [broken])
         assert await conn.fetchval("SELECT to_regclass('ok_table')") is None
-        assert await conn.fetchval(
-            "SELECT count(*) FROM schema_migrations WHERE component = 'broken'") == 0
+        assert (
+            await conn.fetchval("SELECT count(*) FROM schema_migrations WHERE component = 'broken'")
+            == 0
+        )
     finally:
         await conn.close()

@@ -24,8 +24,12 @@ from tests.integration.kafka_helpers import count, migrated, read_topic, running
 
 
 def key_event(program_id: uuid.UUID | None = None) -> ApiKeyIssued:
-    return ApiKeyIssued(key_id=uuid.uuid4().hex[:12], program_id=program_id or uuid.uuid4(),
-                        key_hash="0" * 64, created_at=datetime.now(UTC))
+    return ApiKeyIssued(
+        key_id=uuid.uuid4().hex[:12],
+        program_id=program_id or uuid.uuid4(),
+        key_hash="0" * 64,
+        created_at=datetime.now(UTC),
+    )
 
 
 async def _setup(settings: ServiceSettings) -> Any:
@@ -49,8 +53,9 @@ async def test_committed_events_are_published_in_order_and_rolled_back_ones_neve
                 await enqueue(conn, key_event(program), source="/test")
                 raise RuntimeError("business change failed")
 
-        relay = OutboxRelay(dsn=settings.database_url, producer=producer, batch_size=7,
-                            poll_interval_s=0.2)
+        relay = OutboxRelay(
+            dsn=settings.database_url, producer=producer, batch_size=7, poll_interval_s=0.2
+        )
         async with running(relay.run):
             await wait_for(lambda: _unsent_is_zero(pool))
         records = await read_topic(settings, ApiKeyIssued.TOPIC, expect=20)
@@ -89,8 +94,9 @@ async def test_relay_stopped_mid_batch_and_restarted_loses_nothing(
             for _ in range(50):
                 expected.append(await enqueue(conn, key_event(), source="/test"))
 
-        broken = OutboxRelay(dsn=settings.database_url, producer=FlakyProducer(producer, 30),
-                             batch_size=50)
+        broken = OutboxRelay(
+            dsn=settings.database_url, producer=FlakyProducer(producer, 30), batch_size=50
+        )
         async with pool.acquire() as conn:
             with pytest.raises(KafkaConnectionError):
                 await broken.relay_once(conn)
@@ -132,8 +138,9 @@ async def test_relay_cancelled_mid_send_loses_nothing(settings: ServiceSettings)
         relay = OutboxRelay(dsn=settings.database_url, producer=producer, poll_interval_s=0.2)
         async with running(relay.run):
             await wait_for(lambda: _unsent_is_zero(pool))
-        records = await read_topic(settings, ApiKeyIssued.TOPIC, expect=len(expected) + 1,
-                                   timeout_s=3)
+        records = await read_topic(
+            settings, ApiKeyIssued.TOPIC, expect=len(expected) + 1, timeout_s=3
+        )
         assert {Envelope.from_kafka(r.headers, r.value).id for r in records} == set(expected)
     finally:
         await producer.stop()
@@ -191,15 +198,17 @@ async def test_publish_continues_the_trace_of_the_request(
         trace_id = env.trace["traceparent"].split("-")[1]
         assert trace_id == format(request_ctx.trace_id, "032x")
 
-        publish = [s for s in span_exporter.get_finished_spans()
-                   if s.name == "apikey.issued publish"
-                   and s.attributes.get("messaging.message.id") == event_id]
+        publish = [
+            s
+            for s in span_exporter.get_finished_spans()
+            if s.name == "apikey.issued publish"
+            and s.attributes.get("messaging.message.id") == event_id
+        ]
         assert len(publish) == 1
         assert publish[0].parent is not None
         assert publish[0].parent.span_id == request_ctx.span_id
         # The message names the publish span as its parent.
-        assert env.trace["traceparent"].split("-")[2] == format(
-            publish[0].context.span_id, "016x")
+        assert env.trace["traceparent"].split("-")[2] == format(publish[0].context.span_id, "016x")
     finally:
         await producer.stop()
         await pool.close()

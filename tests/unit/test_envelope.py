@@ -160,13 +160,6 @@ def test_from_kafka_keeps_only_the_w3c_trace_headers() -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="BUG: a Kafka header with a null value (aiokafka gives None) raises AttributeError "
-    "instead of EnvelopeError, so EventConsumer.parse does not dead-letter it and the consumer "
-    "loop dies on one message",
-)
 def test_from_kafka_rejects_a_null_header_value() -> None:
     headers = [(k, None if k == "ce_id" else v) for k, v in _valid_headers()]
     with pytest.raises(EnvelopeError):

@@ -102,11 +102,6 @@ def test_percent_signs_after_redaction_do_not_break_formatting(log_lines: Lines)
     assert line["message"] == "50% of [email]"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _ContextFilter redacts only the message; the exception text and traceback "
-    "(exc_info, e.g. from log.exception in problems.py) reach the log line unredacted",
-)
 def test_emails_in_logged_exceptions_are_redacted(log_lines: Lines) -> None:
     try:
         raise ValueError("Key (email)=(victim@example.com) already exists")

@@ -34,11 +34,6 @@ def test_format_amount(amount: int, unit: str, text: str) -> None:
     assert format_amount(amount, unit) == text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: format_amount divides by 100 only for USD/EUR/GBP; other two-decimal "
-    "currencies (CAD, AUD, CHF...) read 100 times too large",
-)
 @pytest.mark.parametrize("unit", ["CAD", "AUD", "CHF"])
 def test_format_amount_other_two_decimal_currencies(unit: str) -> None:
     assert format_amount(2000, unit) == f"20.00 {unit}"

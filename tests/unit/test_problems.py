@@ -162,11 +162,6 @@ async def test_nested_field_path_is_dotted(client: httpx.AsyncClient) -> None:
     assert body["field"] == "definition.click_id_param"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ProgramDefinitionIn checks URLs in a model_validator, so the error's loc is "
-    "('definition',) and the problem names 'definition', not 'definition.destination_url'",
-)
 @pytest.mark.parametrize(
     ("definition", "field"),
     [
