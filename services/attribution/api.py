@@ -8,13 +8,13 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 
 from services.attribution import repository as repo
 from services.attribution.models import ClickOut, ConversionIn, ConversionOut, SignupIn, SignupOut
 from services.attribution.policy import Decision, attribute_click, version_in_force
 from shared.contracts import ReferralConverted, ReferralSignedUp
-from shared.http.auth import bearer_token, program_for_key
+from shared.http.auth import require_program_key
 from shared.http.idempotency import run_idempotent
 from shared.http.problems import Problem
 from shared.messaging.outbox import enqueue
@@ -22,10 +22,6 @@ from shared.service import runtime_of
 
 router = APIRouter(prefix="/v1", tags=["tracking"])
 SOURCE = "/services/attribution"
-
-
-async def _program(request: Request) -> UUID:
-    return await program_for_key(runtime_of(request).pool, bearer_token(request))
 
 
 def _signup_out(row: Any) -> dict[str, Any]:
@@ -42,10 +38,10 @@ def _signup_out(row: Any) -> dict[str, Any]:
 async def signup(
     body: SignupIn,
     request: Request,
+    program_id: UUID = Depends(require_program_key),
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
 ) -> Any:
     """Record a referee's signup. An unknown or expired click is recorded, not attributed."""
-    program_id = await _program(request)
 
     async def effect(conn: asyncpg.Connection) -> tuple[int, dict[str, Any]]:
         existing = await repo.get_signup(conn, program_id, body.customer_id)
@@ -103,10 +99,10 @@ async def signup(
 async def conversion(
     body: ConversionIn,
     request: Request,
+    program_id: UUID = Depends(require_program_key),
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
 ) -> Any:
     """A purchase by a referred customer; publishes ``referral.converted`` once per order."""
-    program_id = await _program(request)
 
     async def effect(conn: asyncpg.Connection) -> tuple[int, dict[str, Any]]:
         signup_row = await repo.get_signup(conn, program_id, body.customer_id)
@@ -180,9 +176,10 @@ async def conversion(
 
 
 @router.get("/clicks/{click_id}", response_model=ClickOut)
-async def get_click(click_id: UUID, request: Request) -> Any:
+async def get_click(
+    click_id: UUID, request: Request, program_id: UUID = Depends(require_program_key)
+) -> Any:
     """A click as attribution has recorded it (useful to see that capture works)."""
-    program_id = await _program(request)
     pool = runtime_of(request).pool
     row = await pool.fetchrow("SELECT * FROM clicks WHERE click_id = $1", click_id)
     if row is None or row["program_id"] != program_id:

@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 
 from services.links import repository as repo
@@ -22,7 +22,12 @@ from services.links.models import (
     VersionCreate,
 )
 from shared.contracts import ApiKeyIssued, ParticipantEnrolled, ProgramPublished
-from shared.http.auth import authorize_program, check_admin, new_program_key, store_key
+from shared.http.auth import (
+    new_program_key,
+    require_admin,
+    require_program_access,
+    store_key,
+)
 from shared.http.idempotency import run_idempotent
 from shared.http.problems import Problem
 from shared.messaging.outbox import enqueue
@@ -30,11 +35,6 @@ from shared.service import Runtime, runtime_of
 
 router = APIRouter(prefix="/v1", tags=["programs"])
 SOURCE = "/services/links"
-
-
-def _admin_key(rt: Runtime) -> str | None:
-    key = rt.settings.admin_api_key
-    return key.get_secret_value() if key else None
 
 
 def _program_out(row: Any) -> dict[str, Any]:
@@ -66,14 +66,15 @@ async def _publish_version(conn: asyncpg.Connection, program_id: UUID) -> dict[s
     return _program_out(row)
 
 
-@router.post("/programs", status_code=201, response_model=ProgramOut)
+@router.post(
+    "/programs", status_code=201, response_model=ProgramOut, dependencies=[Depends(require_admin)]
+)
 async def create_program(
     body: ProgramCreate,
     request: Request,
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
 ) -> Any:
     rt = runtime_of(request)
-    check_admin(request, _admin_key(rt))
 
     async def effect(conn: asyncpg.Connection) -> tuple[int, dict[str, Any]]:
         program_id = uuid.uuid4()
@@ -95,21 +96,28 @@ async def create_program(
     )
 
 
-@router.get("/programs/{program_id}", response_model=ProgramOut)
+@router.get(
+    "/programs/{program_id}",
+    response_model=ProgramOut,
+    dependencies=[Depends(require_program_access)],
+)
 async def get_program(program_id: UUID, request: Request) -> Any:
     rt = runtime_of(request)
-    await authorize_program(request, rt.pool, _admin_key(rt), program_id)
     row = await repo.get_program(rt.pool, program_id)
     if row is None:
         raise Problem(404, "program-not-found", f"No program {program_id}", field="program_id")
     return _program_out(row)
 
 
-@router.post("/programs/{program_id}/versions", status_code=201, response_model=ProgramOut)
+@router.post(
+    "/programs/{program_id}/versions",
+    status_code=201,
+    response_model=ProgramOut,
+    dependencies=[Depends(require_admin)],
+)
 async def publish_version(program_id: UUID, body: VersionCreate, request: Request) -> Any:
     """A change to a program is a new immutable version, effective now or later."""
     rt = runtime_of(request)
-    check_admin(request, _admin_key(rt))
     async with rt.pool.acquire() as conn, conn.transaction():
         if await repo.get_program(conn, program_id) is None:
             raise Problem(404, "program-not-found", f"No program {program_id}", field="program_id")
@@ -122,11 +130,15 @@ async def publish_version(program_id: UUID, body: VersionCreate, request: Reques
         return await _publish_version(conn, program_id)
 
 
-@router.post("/programs/{program_id}/keys", status_code=201, response_model=KeyOut)
+@router.post(
+    "/programs/{program_id}/keys",
+    status_code=201,
+    response_model=KeyOut,
+    dependencies=[Depends(require_admin)],
+)
 async def create_key(program_id: UUID, request: Request) -> Any:
     """A secret key for server-to-server calls of this program. Shown once."""
     rt = runtime_of(request)
-    check_admin(request, _admin_key(rt))
     issued = new_program_key()
     async with rt.pool.acquire() as conn, conn.transaction():
         if await repo.get_program(conn, program_id) is None:
@@ -157,11 +169,15 @@ def _participant_out(rt: Runtime, row: Any) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
-@router.post("/programs/{program_id}/participants", status_code=201, response_model=ParticipantOut)
+@router.post(
+    "/programs/{program_id}/participants",
+    status_code=201,
+    response_model=ParticipantOut,
+    dependencies=[Depends(require_program_access)],
+)
 async def enrol(program_id: UUID, body: ParticipantCreate, request: Request) -> Any:
     """Enrolling the same user twice returns the same participant and code (200)."""
     rt = runtime_of(request)
-    await authorize_program(request, rt.pool, _admin_key(rt), program_id)
     async with rt.pool.acquire() as conn, conn.transaction():
         program = await repo.get_program(conn, program_id)
         if program is None:
@@ -200,10 +216,13 @@ async def enrol(program_id: UUID, body: ParticipantCreate, request: Request) -> 
     return out
 
 
-@router.get("/programs/{program_id}/participants/{participant_id}", response_model=ParticipantOut)
+@router.get(
+    "/programs/{program_id}/participants/{participant_id}",
+    response_model=ParticipantOut,
+    dependencies=[Depends(require_program_access)],
+)
 async def get_participant(program_id: UUID, participant_id: UUID, request: Request) -> Any:
     rt = runtime_of(request)
-    await authorize_program(request, rt.pool, _admin_key(rt), program_id)
     row = await repo.get_participant(rt.pool, participant_id)
     if row is None or row["program_id"] != program_id:
         raise Problem(

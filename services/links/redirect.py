@@ -45,7 +45,8 @@ class CodeCache:
         return entry
 
 
-@router.api_route("/r/{code}", methods=["GET", "HEAD"], include_in_schema=True)
+@router.get("/r/{code}", status_code=302, response_class=RedirectResponse)
+@router.head("/r/{code}", include_in_schema=False)
 async def follow(code: str, request: Request) -> Response:
     rt = runtime_of(request)
     cache: CodeCache = request.app.state.code_cache

@@ -6,12 +6,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
-from shared.http.auth import authorize_program
+from shared.http.auth import require_program_access
 from shared.http.problems import Problem
-from shared.service import Runtime, runtime_of
+from shared.service import runtime_of
 
 router = APIRouter(prefix="/v1", tags=["feed"])
 
@@ -30,20 +30,13 @@ class FeedOut(BaseModel):
     items: list[NotificationOut]
 
 
-async def _authorize(request: Request, program_id: UUID) -> Runtime:
-    rt = runtime_of(request)
-    admin = rt.settings.admin_api_key
-    await authorize_program(
-        request, rt.pool, admin.get_secret_value() if admin else None, program_id
-    )
-    return rt
-
-
 @router.get(
-    "/programs/{program_id}/participants/{participant_id}/notifications", response_model=FeedOut
+    "/programs/{program_id}/participants/{participant_id}/notifications",
+    response_model=FeedOut,
+    dependencies=[Depends(require_program_access)],
 )
 async def feed(program_id: UUID, participant_id: UUID, request: Request) -> Any:
-    rt = await _authorize(request, program_id)
+    rt = runtime_of(request)
     rows = await rt.pool.fetch(
         "SELECT id, kind, title, body, created_at, read_at FROM notifications "
         "WHERE program_id = $1 AND participant_id = $2 ORDER BY created_at DESC LIMIT 100",
@@ -56,9 +49,10 @@ async def feed(program_id: UUID, participant_id: UUID, request: Request) -> Any:
 @router.post(
     "/programs/{program_id}/participants/{participant_id}/notifications/{nid}/read",
     response_model=NotificationOut,
+    dependencies=[Depends(require_program_access)],
 )
 async def mark_read(program_id: UUID, participant_id: UUID, nid: UUID, request: Request) -> Any:
-    rt = await _authorize(request, program_id)
+    rt = runtime_of(request)
     row = await rt.pool.fetchrow(
         "UPDATE notifications SET read_at = coalesce(read_at, now()) "
         "WHERE id = $1 AND program_id = $2 AND participant_id = $3 "

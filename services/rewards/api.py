@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from services.rewards import ledger
-from shared.http.auth import authorize_program
+from shared.http.auth import require_program_access
 from shared.service import runtime_of
 
 router = APIRouter(prefix="/v1", tags=["rewards"])
@@ -32,14 +32,12 @@ class BalanceOut(BaseModel):
 
 
 @router.get(
-    "/programs/{program_id}/participants/{participant_id}/rewards", response_model=BalanceOut
+    "/programs/{program_id}/participants/{participant_id}/rewards",
+    response_model=BalanceOut,
+    dependencies=[Depends(require_program_access)],
 )
 async def participant_rewards(program_id: UUID, participant_id: UUID, request: Request) -> Any:
     rt = runtime_of(request)
-    admin = rt.settings.admin_api_key
-    await authorize_program(
-        request, rt.pool, admin.get_secret_value() if admin else None, program_id
-    )
     rows = await rt.pool.fetch(
         "SELECT id, conversion_id, side, amount, unit, status, program_version FROM rewards "
         "WHERE program_id = $1 AND side = 'referrer' AND recipient = $2 ORDER BY created_at",

@@ -87,3 +87,29 @@ async def authorize_program(
         raise Problem(
             403, "forbidden", "This key belongs to another program", field="Authorization"
         )
+
+
+# --- FastAPI dependencies: they run before the body is validated, so a caller without the
+# right key learns nothing about the request shape (401/403 before 422).
+
+
+def _admin_key_of(request: Request) -> str | None:
+    key = request.app.state.runtime.settings.admin_api_key
+    return key.get_secret_value() if key else None
+
+
+async def require_admin(request: Request) -> None:
+    check_admin(request, _admin_key_of(request))
+
+
+async def require_program_access(program_id: UUID, request: Request) -> UUID:
+    """The admin key, or a secret key of the program named in the path."""
+    await authorize_program(
+        request, request.app.state.runtime.pool, _admin_key_of(request), program_id
+    )
+    return program_id
+
+
+async def require_program_key(request: Request) -> UUID:
+    """A program's secret key; the program it belongs to is the caller's program."""
+    return await program_for_key(request.app.state.runtime.pool, bearer_token(request))
