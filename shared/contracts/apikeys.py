@@ -19,4 +19,5 @@ class ApiKeyIssued(Event):
     created_at: datetime
 
     def key(self) -> str:
+        """The program id."""
         return str(self.program_id)

@@ -25,4 +25,5 @@ class LinkClicked(Event):
     visitor_hash: str | None = None
 
     def key(self) -> str:
+        """The link code."""
         return self.code

@@ -27,4 +27,5 @@ class ParticipantEnrolled(Event):
     enrolled_at: datetime
 
     def key(self) -> str:
+        """The participant id."""
         return str(self.participant_id)

@@ -50,6 +50,7 @@ class ProgramPublished(Event):
     definition: ProgramDefinition
 
     def key(self) -> str:
+        """The program id."""
         return str(self.program_id)
 
     def subject(self) -> str:

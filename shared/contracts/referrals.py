@@ -22,6 +22,7 @@ class ReferralSignedUp(Event):
     signed_up_at: datetime
 
     def key(self) -> str:
+        """The referrer (participant) id: one referrer's events stay in order."""
         return str(self.referrer_id)
 
     def subject(self) -> str:
@@ -45,6 +46,7 @@ class ReferralConverted(Event):
     program_version: int | None = None
 
     def key(self) -> str:
+        """The referrer (participant) id: one referrer's events stay in order."""
         return str(self.referrer_id)
 
     def subject(self) -> str:

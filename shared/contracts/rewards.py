@@ -27,6 +27,7 @@ class RewardIssued(Event):
     issued_at: datetime
 
     def key(self) -> str:
+        """The referrer (participant) id: one referrer's events stay in order."""
         return str(self.referrer_id)
 
     def subject(self) -> str:
