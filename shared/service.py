@@ -129,8 +129,6 @@ def create_service_app(
             log.info("%s stopped", settings.service_name)
             shutdown_tracing()
 
-    setup_logging(settings.service_name, settings.log_level)
-    setup_tracing(settings.service_name)
     app = FastAPI(title=title, version="1.0.0", lifespan=lifespan)
     install_problem_handlers(app)
     app.include_router(health.router)
@@ -149,22 +147,16 @@ def create_service_app(
         return response
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
-    _instrument_clients()
     return app
 
 
-_clients_instrumented = False
-
-
-def _instrument_clients() -> None:
-    global _clients_instrumented
-    if not _clients_instrumented:
-        AsyncPGInstrumentor().instrument()
-        HTTPXClientInstrumentor().instrument()
-        _clients_instrumented = True
-
-
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Run one service process. Process-wide set-up (logging, tracing, client
+    instrumentation) happens here, not in the app factory, so tests can build apps freely."""
+    setup_logging(settings.service_name, settings.log_level)
+    setup_tracing(settings.service_name)
+    AsyncPGInstrumentor().instrument()
+    HTTPXClientInstrumentor().instrument()
     uvicorn.run(
         app,
         host=settings.host,

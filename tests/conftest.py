@@ -36,9 +36,11 @@ def _temp_dir(prefix: str) -> Path:
 def span_exporter() -> InMemorySpanExporter:
     """Spans recorded in this process, for tests that check trace propagation."""
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):  # the global provider can be set only once
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
     return exporter
 
 

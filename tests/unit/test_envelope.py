@@ -200,6 +200,8 @@ def test_round_trip_property(
     assert back.source == source
     assert back.type == event_type
     assert back.id == str(event_id)
-    assert back.time == when
+    # The same instant and offset. (Compared in UTC: PEP 495 makes inter-zone comparison of
+    # fold=1 times in a repeated hour unequal by definition, which hypothesis finds.)
+    assert back.time.astimezone(UTC) == when.astimezone(UTC)
     assert back.time.utcoffset() == when.utcoffset()
     assert back.trace == {"traceparent": TRACEPARENT}
