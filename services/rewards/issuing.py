@@ -10,7 +10,7 @@ import asyncpg
 from services.rewards import ledger
 from services.rewards.rules import rewards_for
 from shared.contracts import RewardIssued
-from shared.contracts.programs import RewardSettings
+from shared.contracts.sections.rewards import RewardPolicy
 from shared.messaging.outbox import enqueue
 
 SOURCE = "/services/rewards"
@@ -48,7 +48,7 @@ async def reward_conversion(conn: asyncpg.Connection, conversion_id: uuid.UUID) 
     version = await version_for(conn, conversion)
     if version is None:
         return 0
-    settings = RewardSettings.model_validate(version["definition"].get("rewards") or {})
+    settings = RewardPolicy.model_validate(version["definition"].get("rewards") or {})
     issued = 0
     now = datetime.now(UTC)
     for line in rewards_for(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 from uuid import UUID
 
-from shared.contracts.programs import RewardSettings
+from shared.contracts.sections.rewards import RewardPolicy
 
 Side = Literal["referrer", "referee"]
 
@@ -21,7 +21,7 @@ class RewardLine:
 
 
 def rewards_for(
-    settings: RewardSettings, *, referrer_id: UUID, referee_customer_id: str
+    settings: RewardPolicy, *, referrer_id: UUID, referee_customer_id: str
 ) -> list[RewardLine]:
     """Fixed amounts per side; a side without an amount (or with zero) gets nothing."""
     lines: list[RewardLine] = []

@@ -5,20 +5,34 @@ from __future__ import annotations
 
 from shared.contracts.apikeys import ApiKeyIssued
 from shared.contracts.base import Event
-from shared.contracts.links import LinkClicked
-from shared.contracts.participants import ParticipantEnrolled
+from shared.contracts.links import LinkClicked, LinkShared
+from shared.contracts.participants import ParticipantEnrolled, ParticipantErased
 from shared.contracts.programs import ProgramPublished
-from shared.contracts.referrals import ReferralConverted, ReferralSignedUp
-from shared.contracts.rewards import RewardIssued
+from shared.contracts.referrals import (
+    ReferralConverted,
+    ReferralFlagged,
+    ReferralRejected,
+    ReferralReversed,
+    ReferralSignedUp,
+)
+from shared.contracts.rewards import MilestoneReached, RewardFailed, RewardIssued, RewardReversed
 
 EVENTS: tuple[type[Event], ...] = (
     ProgramPublished,
     ParticipantEnrolled,
+    ParticipantErased,
     ApiKeyIssued,
     LinkClicked,
+    LinkShared,
     ReferralSignedUp,
     ReferralConverted,
+    ReferralFlagged,
+    ReferralRejected,
+    ReferralReversed,
     RewardIssued,
+    RewardReversed,
+    RewardFailed,
+    MilestoneReached,
 )
 BY_TYPE: dict[str, type[Event]] = {e.TYPE: e for e in EVENTS}
 TOPICS: tuple[str, ...] = tuple(dict.fromkeys(e.TOPIC for e in EVENTS))
@@ -35,10 +49,18 @@ __all__ = [
     "ApiKeyIssued",
     "Event",
     "LinkClicked",
+    "LinkShared",
+    "MilestoneReached",
     "ParticipantEnrolled",
+    "ParticipantErased",
     "ProgramPublished",
     "ReferralConverted",
+    "ReferralFlagged",
+    "ReferralRejected",
+    "ReferralReversed",
     "ReferralSignedUp",
+    "RewardFailed",
     "RewardIssued",
+    "RewardReversed",
     "dlq_topic",
 ]

@@ -20,11 +20,19 @@ DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
 PRODUCERS = {
     "program.published": "links",
     "participant.enrolled": "links",
+    "participant.erased": "links",
     "apikey.issued": "links",
     "link.clicked": "links",
+    "link.shared": "links",
     "referral.signed_up": "attribution",
     "referral.converted": "attribution",
+    "referral.flagged": "attribution",
+    "referral.rejected": "attribution",
+    "referral.reversed": "attribution",
     "reward.issued": "rewards",
+    "reward.reversed": "rewards",
+    "reward.failed": "rewards",
+    "milestone.reached": "rewards",
 }
 
 _CE_HEADERS: dict[str, Any] = {

@@ -27,3 +27,21 @@ class LinkClicked(Event):
     def key(self) -> str:
         """The link code."""
         return self.code
+
+
+class LinkShared(Event):
+    """A participant shared their link on a channel (so invites can be counted)."""
+
+    TOPIC: ClassVar[str] = "link.shared"
+    TYPE: ClassVar[str] = "link.shared.v1"
+
+    share_id: UUID
+    program_id: UUID
+    participant_id: UUID
+    code: str
+    channel: str
+    shared_at: datetime
+
+    def key(self) -> str:
+        """The link code, like clicks."""
+        return self.code

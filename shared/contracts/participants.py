@@ -29,3 +29,19 @@ class ParticipantEnrolled(Event):
     def key(self) -> str:
         """The participant id."""
         return str(self.participant_id)
+
+
+class ParticipantErased(Event):
+    """Every service drops or irreversibly hashes what it holds about this person; the
+    rewards ledger keeps its amounts."""
+
+    TOPIC: ClassVar[str] = "participant.erased"
+    TYPE: ClassVar[str] = "participant.erased.v1"
+
+    participant_id: UUID
+    program_id: UUID
+    erased_at: datetime
+
+    def key(self) -> str:
+        """The participant id."""
+        return str(self.participant_id)

@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import ClassVar
 from uuid import UUID
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from shared.contracts.base import Event, MinorUnits, UnitCode
 
 
@@ -44,6 +46,10 @@ class ReferralConverted(Event):
     converted_at: datetime
     # The program version in force at ``converted_at``, as attribution knew it.
     program_version: int | None = None
+    # The referrer's experiment variant, if the program runs one.
+    variant: str | None = None
+    # 1 for the first qualifying purchase; 2, 3... for recurring ones.
+    sequence: int = Field(default=1, ge=1)
 
     def key(self) -> str:
         """The referrer (participant) id: one referrer's events stay in order."""
@@ -51,3 +57,70 @@ class ReferralConverted(Event):
 
     def subject(self) -> str:
         return f"referral/{self.referral_id}"
+
+
+class RuleOutcome(BaseModel):
+    """One fraud rule that fired, what it decided, and whether it was enforced."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule: str
+    action: str
+    shadow: bool = False
+    reason: str = ""
+
+
+class ReferralFlagged(Event):
+    """Held for review; it proceeds only if approved."""
+
+    TOPIC: ClassVar[str] = "referral.flagged"
+    TYPE: ClassVar[str] = "referral.flagged.v1"
+
+    referral_id: UUID
+    program_id: UUID
+    referrer_id: UUID
+    referee_customer_id: str
+    rules: list[RuleOutcome]
+    flagged_at: datetime
+
+    def key(self) -> str:
+        """The referrer (participant) id: one referrer's events stay in order."""
+        return str(self.referrer_id)
+
+
+class ReferralRejected(Event):
+    TOPIC: ClassVar[str] = "referral.rejected"
+    TYPE: ClassVar[str] = "referral.rejected.v1"
+
+    referral_id: UUID
+    program_id: UUID
+    referrer_id: UUID
+    referee_customer_id: str
+    rules: list[RuleOutcome]
+    rejected_at: datetime
+
+    def key(self) -> str:
+        """The referrer (participant) id: one referrer's events stay in order."""
+        return str(self.referrer_id)
+
+
+class ReferralReversed(Event):
+    """A refund: ``full`` reverses the conversion, otherwise it is an adjustment."""
+
+    TOPIC: ClassVar[str] = "referral.reversed"
+    TYPE: ClassVar[str] = "referral.reversed.v1"
+
+    refund_id: UUID
+    conversion_id: UUID
+    referral_id: UUID
+    program_id: UUID
+    referrer_id: UUID
+    order_id: str
+    refunded_amount: MinorUnits
+    currency: UnitCode
+    full: bool
+    reversed_at: datetime
+
+    def key(self) -> str:
+        """The referrer (participant) id: one referrer's events stay in order."""
+        return str(self.referrer_id)

@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import ClassVar, Literal
 from uuid import UUID
 
+from pydantic import Field
+
 from shared.contracts.base import Event, MinorUnits, UnitCode
 
 
@@ -25,6 +27,7 @@ class RewardIssued(Event):
     amount: MinorUnits
     unit: UnitCode
     issued_at: datetime
+    variant: str | None = None
 
     def key(self) -> str:
         """The referrer (participant) id: one referrer's events stay in order."""
@@ -32,3 +35,66 @@ class RewardIssued(Event):
 
     def subject(self) -> str:
         return f"reward/{self.reward_id}"
+
+
+class RewardReversed(Event):
+    """A pending reward cancelled, or an issued one clawed back (new ledger entries)."""
+
+    TOPIC: ClassVar[str] = "reward.reversed"
+    TYPE: ClassVar[str] = "reward.reversed.v1"
+
+    reward_id: UUID
+    conversion_id: UUID
+    program_id: UUID
+    referrer_id: UUID
+    side: Literal["referrer", "referee"]
+    recipient: str
+    amount: MinorUnits
+    unit: UnitCode
+    kind: Literal["cancelled", "clawed_back"]
+    reversed_at: datetime
+
+    def key(self) -> str:
+        """The referrer (participant) id: one referrer's events stay in order."""
+        return str(self.referrer_id)
+
+
+class RewardFailed(Event):
+    """Fulfilment gave up (webhook retries exhausted, coupon pool empty...)."""
+
+    TOPIC: ClassVar[str] = "reward.failed"
+    TYPE: ClassVar[str] = "reward.failed.v1"
+
+    reward_id: UUID
+    program_id: UUID
+    referrer_id: UUID
+    side: Literal["referrer", "referee"]
+    recipient: str
+    amount: MinorUnits
+    unit: UnitCode
+    reason: str
+    failed_at: datetime
+
+    def key(self) -> str:
+        """The referrer (participant) id: one referrer's events stay in order."""
+        return str(self.referrer_id)
+
+
+class MilestoneReached(Event):
+    """The referrer reached ``threshold`` converted referrals; granted once."""
+
+    TOPIC: ClassVar[str] = "milestone.reached"
+    TYPE: ClassVar[str] = "milestone.reached.v1"
+
+    program_id: UUID
+    referrer_id: UUID
+    threshold: int = Field(ge=1)
+    reward_id: UUID | None = None
+    perk: str | None = None
+    amount: MinorUnits | None = None
+    unit: UnitCode | None = None
+    reached_at: datetime
+
+    def key(self) -> str:
+        """The referrer (participant) id: one referrer's events stay in order."""
+        return str(self.referrer_id)

@@ -16,15 +16,24 @@ from shared.contracts import (
     ApiKeyIssued,
     Event,
     LinkClicked,
+    LinkShared,
+    MilestoneReached,
     ParticipantEnrolled,
+    ParticipantErased,
     ProgramPublished,
     ReferralConverted,
+    ReferralFlagged,
+    ReferralRejected,
+    ReferralReversed,
     ReferralSignedUp,
+    RewardFailed,
     RewardIssued,
+    RewardReversed,
     dlq_topic,
 )
 from shared.contracts.base import Amount
 from shared.contracts.programs import ProgramDefinition
+from shared.contracts.referrals import RuleOutcome
 
 NOW = datetime(2024, 5, 17, 12, 0, tzinfo=UTC)
 PROGRAM = uuid.UUID("00000000-0000-4000-8000-000000000001")
@@ -90,6 +99,75 @@ EXAMPLES: dict[type[Event], Event] = {
         amount=2000,
         unit="USD",
         issued_at=NOW,
+    ),
+    ParticipantErased: ParticipantErased(
+        participant_id=REFERRER, program_id=PROGRAM, erased_at=NOW
+    ),
+    LinkShared: LinkShared(
+        share_id=CLICK,
+        program_id=PROGRAM,
+        participant_id=REFERRER,
+        code="ABCDEFGH23",
+        channel="whatsapp",
+        shared_at=NOW,
+    ),
+    ReferralFlagged: ReferralFlagged(
+        referral_id=REFERRAL,
+        program_id=PROGRAM,
+        referrer_id=REFERRER,
+        referee_customer_id="cust-9",
+        rules=[RuleOutcome(rule="same_ip", action="flag")],
+        flagged_at=NOW,
+    ),
+    ReferralRejected: ReferralRejected(
+        referral_id=REFERRAL,
+        program_id=PROGRAM,
+        referrer_id=REFERRER,
+        referee_customer_id="cust-9",
+        rules=[RuleOutcome(rule="self_referral", action="reject")],
+        rejected_at=NOW,
+    ),
+    ReferralReversed: ReferralReversed(
+        refund_id=CLICK,
+        conversion_id=CONVERSION,
+        referral_id=REFERRAL,
+        program_id=PROGRAM,
+        referrer_id=REFERRER,
+        order_id="order-1",
+        refunded_amount=4999,
+        currency="USD",
+        full=True,
+        reversed_at=NOW,
+    ),
+    RewardReversed: RewardReversed(
+        reward_id=REWARD,
+        conversion_id=CONVERSION,
+        program_id=PROGRAM,
+        referrer_id=REFERRER,
+        side="referrer",
+        recipient=str(REFERRER),
+        amount=2000,
+        unit="USD",
+        kind="clawed_back",
+        reversed_at=NOW,
+    ),
+    RewardFailed: RewardFailed(
+        reward_id=REWARD,
+        program_id=PROGRAM,
+        referrer_id=REFERRER,
+        side="referrer",
+        recipient=str(REFERRER),
+        amount=2000,
+        unit="USD",
+        reason="coupon pool empty",
+        failed_at=NOW,
+    ),
+    MilestoneReached: MilestoneReached(
+        program_id=PROGRAM,
+        referrer_id=REFERRER,
+        threshold=5,
+        perk="event invitation",
+        reached_at=NOW,
     ),
 }
 

@@ -10,30 +10,30 @@ from hypothesis import strategies as st
 
 from services.rewards.rules import RewardLine, rewards_for
 from shared.contracts.base import Amount
-from shared.contracts.programs import RewardSettings
+from shared.contracts.sections.rewards import RewardPolicy
 
 REFERRER = uuid.UUID(int=7)
 REFEREE = "cust-42"
 
 
-def _rewards(settings: RewardSettings) -> list[RewardLine]:
+def _rewards(settings: RewardPolicy) -> list[RewardLine]:
     return rewards_for(settings, referrer_id=REFERRER, referee_customer_id=REFEREE)
 
 
 @pytest.mark.parametrize(
     ("settings", "expected"),
     [
-        (RewardSettings(), []),
+        (RewardPolicy(), []),
         (
-            RewardSettings(referrer=Amount(amount=2000, unit="USD")),
+            RewardPolicy(referrer=Amount(amount=2000, unit="USD")),
             [RewardLine("referrer", str(REFERRER), 2000, "USD")],
         ),
         (
-            RewardSettings(referee=Amount(amount=500, unit="MB")),
+            RewardPolicy(referee=Amount(amount=500, unit="MB")),
             [RewardLine("referee", REFEREE, 500, "MB")],
         ),
         (
-            RewardSettings(
+            RewardPolicy(
                 referrer=Amount(amount=2000, unit="USD"), referee=Amount(amount=1000, unit="EUR")
             ),
             [
@@ -42,13 +42,13 @@ def _rewards(settings: RewardSettings) -> list[RewardLine]:
             ],
         ),
         (
-            RewardSettings(
+            RewardPolicy(
                 referrer=Amount(amount=0, unit="USD"), referee=Amount(amount=0, unit="USD")
             ),
             [],
         ),
         (
-            RewardSettings(
+            RewardPolicy(
                 referrer=Amount(amount=0, unit="USD"), referee=Amount(amount=1, unit="USD")
             ),
             [RewardLine("referee", REFEREE, 1, "USD")],
@@ -56,12 +56,12 @@ def _rewards(settings: RewardSettings) -> list[RewardLine]:
     ],
     ids=["none", "referrer-only", "referee-only", "both", "zero-amounts", "zero-referrer"],
 )
-def test_rewards_for(settings: RewardSettings, expected: list[RewardLine]) -> None:
+def test_rewards_for(settings: RewardPolicy, expected: list[RewardLine]) -> None:
     assert _rewards(settings) == expected
 
 
 def test_rewards_from_a_published_definition() -> None:
-    settings = RewardSettings.model_validate(
+    settings = RewardPolicy.model_validate(
         {"referrer": {"amount": 2000, "unit": "USD"}, "referee": None}
     )
     assert _rewards(settings) == [RewardLine("referrer", str(REFERRER), 2000, "USD")]
@@ -79,7 +79,7 @@ def test_every_line_is_positive_and_sides_are_unique(
     referrer: Amount | None, referee: Amount | None, referee_id: str
 ) -> None:
     lines = rewards_for(
-        RewardSettings(referrer=referrer, referee=referee),
+        RewardPolicy(referrer=referrer, referee=referee),
         referrer_id=REFERRER,
         referee_customer_id=referee_id,
     )
