@@ -75,6 +75,8 @@ class StackConfig:
             ports={s: free_port() for s in SERVICES},
             admin_api_key=secrets.token_urlsafe(24),
             log_dir=state_dir / "logs",
+            # Test receivers (webhooks, SMTP) listen on loopback.
+            extra_env={"OUTBOUND_ALLOW_PRIVATE_NETWORKS": "true"},
         )
 
 

@@ -39,3 +39,5 @@ class ServiceSettings(BaseSettings):
     relay_poll_interval_s: float = 1.0
 
     admin_api_key: SecretStr | None = Field(default=None)
+    # Let webhooks and other outbound calls reach private/loopback addresses (tests, on-prem).
+    outbound_allow_private_networks: bool = False
