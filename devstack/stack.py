@@ -220,6 +220,13 @@ class Stack:
             proc.kill()
             proc.wait(5)
 
+    async def start(self, ready_timeout_s: float = 90.0) -> None:
+        """Infrastructure, databases, topics, then the four services, until all are ready."""
+        self.start_infra()
+        await self.prepare()
+        self.start_services()
+        await self.wait_ready(timeout_s=ready_timeout_s)
+
     def stop(self) -> None:
         for proc in self.processes.values():
             if proc.poll() is None:
