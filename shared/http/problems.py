@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -123,6 +124,17 @@ def install_problem_handlers(app: FastAPI) -> None:
             str(exc.detail),
             instance=request.url.path,
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(asyncpg.DataError)
+    async def _bad_data(request: Request, exc: asyncpg.DataError) -> JSONResponse:
+        # Input that passed validation but that Postgres cannot store (a NUL character in
+        # text, a number out of range) is the caller's error, not ours. The database's message
+        # may quote the value, so only its class is named.
+        return problem_response(
+            422, "unstorable-value",
+            f"A value in the request cannot be stored ({type(exc).__name__})",
+            instance=request.url.path,
         )
 
     @app.exception_handler(Exception)

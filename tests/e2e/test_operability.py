@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import signal
 import tempfile
@@ -22,6 +23,7 @@ from tests.conftest import OUTPUT_DIR
 from tests.e2e.otlp_receiver import OtlpReceiver, ReceivedSpan, render_tree
 
 SERVICES = ("links", "attribution", "rewards", "notifications")
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy/grafana/referral-platform.json"
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +188,20 @@ async def test_sigterm_stops_a_service_cleanly_and_quickly(traced: Stack) -> Non
         traced.processes.pop(service)
         traced.start_service(service)
     await traced.wait_ready(services=("rewards", "links"))
+
+
+async def test_every_metric_on_the_dashboard_is_exported(traced: Stack) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    names = {
+        m.removesuffix("_bucket")
+        for e in exprs
+        for m in re.findall(r"([a-z_]+)(?=[{\[]|\))", e)
+        if "_" in m
+    }
+    names -= {"histogram_quantile", "sum", "rate", "max"}
+    urls = Urls.local(traced.config.ports)
+    async with httpx.AsyncClient(timeout=10) as http:
+        exported = "".join([(await http.get(f"{getattr(urls, s)}/metrics")).text for s in SERVICES])
+    missing = sorted(n for n in names if f"# TYPE {n} " not in exported)
+    assert not missing, f"dashboard metrics no service exports: {missing}"
