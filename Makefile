@@ -55,3 +55,7 @@ topics: $(VENV)/.installed
 
 clean:
 	rm -rf .dev test-output
+
+## Redirect benchmark: the links gateway against a raw-ASGI ceiling, 1k and 1M links (needs wrk).
+bench-redirect: $(VENV)/.installed
+	$(BIN)/python bench/redirect.py $(ARGS)

@@ -1,10 +1,22 @@
-"""The one place that maps topics to handlers in attribution."""
+"""The one place that maps topics to handlers in attribution.
+
+``link.clicked`` is not in the shared consumer's handlers: clicks are stored a batch at a time
+by ``click_ingest.ClickConsumer`` (consumer group ``CLICKS_CONSUMER``), one inbox statement
+and one multi-row insert per batch."""
 
 from __future__ import annotations
 
 import asyncpg
 
-from shared.contracts import ApiKeyIssued, LinkClicked, ParticipantEnrolled, ProgramPublished
+from services.attribution.pii import Hasher
+from services.attribution.settings import AttributionSettings
+from shared.contracts import (
+    ApiKeyIssued,
+    LinkClicked,
+    ParticipantEnrolled,
+    ParticipantErased,
+    ProgramPublished,
+)
 from shared.http.auth import store_key
 from shared.messaging.consumer import Handler
 from shared.messaging.envelope import Envelope
@@ -24,42 +36,77 @@ async def on_program_published(
     )
 
 
-async def on_participant_enrolled(
-    conn: asyncpg.Connection, event: ParticipantEnrolled, _: Envelope
-) -> None:
-    await conn.execute(
-        "INSERT INTO participants (participant_id, program_id, code, external_user_id) "
-        "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-        event.participant_id,
-        event.program_id,
-        event.code,
-        event.external_user_id,
-    )
-
-
 async def on_apikey_issued(conn: asyncpg.Connection, event: ApiKeyIssued, _: Envelope) -> None:
     await store_key(conn, event.key_id, event.program_id, event.key_hash)
 
 
-async def on_link_clicked(conn: asyncpg.Connection, event: LinkClicked, _: Envelope) -> None:
-    await conn.execute(
-        "INSERT INTO clicks (click_id, code, program_id, participant_id, clicked_at, "
-        "attributable, channel, visitor_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-        "ON CONFLICT DO NOTHING",
-        event.click_id,
-        event.code,
-        event.program_id,
-        event.participant_id,
-        event.clicked_at,
-        event.attributable,
-        event.channel,
-        event.visitor_hash,
-    )
+def handlers(hasher: Hasher) -> dict[str, Handler]:
+    """Handlers; those that see personal data hash it with ``hasher`` (the service's key)."""
+
+    async def on_participant_enrolled(
+        conn: asyncpg.Connection, event: ParticipantEnrolled, _: Envelope
+    ) -> None:
+        # Only the hash of the referrer's normalised email is kept, for the self-referral rule.
+        await conn.execute(
+            "INSERT INTO participants (participant_id, program_id, code, external_user_id, "
+            "email_hash, variant) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            event.participant_id,
+            event.program_id,
+            event.code,
+            event.external_user_id,
+            hasher.email(event.email),
+            event.variant,
+        )
+
+    async def on_participant_erased(
+        conn: asyncpg.Connection, event: ParticipantErased, _: Envelope
+    ) -> None:
+        """Forget the person: their user id becomes an irreversible hash, their email hash
+        goes, and so does everything hashed about their own signup as a customer. Referrals
+        they made keep their ids (pseudonymous) so counts and the ledger still add up."""
+        row = await conn.fetchrow(
+            "SELECT external_user_id, erased_at FROM participants WHERE participant_id = $1",
+            event.participant_id,
+        )
+        if row is None or row["erased_at"] is not None:
+            return
+        erased_id = "erased:" + hasher.hash("erased", f"{event.program_id}:{row[0]}")[:32]
+        await conn.execute(
+            "UPDATE participants SET external_user_id = $2, email_hash = NULL, "
+            "erased_at = $3 WHERE participant_id = $1",
+            event.participant_id,
+            erased_id,
+            event.erased_at,
+        )
+        own = await conn.fetch(
+            "UPDATE signups SET customer_id = $3, email_hash = NULL, email_domain_hash = NULL, "
+            "ip_hash = NULL, device_hash = NULL, user_agent_hash = NULL "
+            "WHERE program_id = $1 AND customer_id = $2 RETURNING id",
+            event.program_id,
+            row["external_user_id"],
+            erased_id,
+        )
+        await conn.execute(
+            "UPDATE fraud_decisions SET rules = (SELECT coalesce(jsonb_agg(x - 'inputs'), "
+            "'[]'::jsonb) FROM jsonb_array_elements(rules) x) WHERE signup_id = ANY($1::uuid[])",
+            [r["id"] for r in own],
+        )
+
+    return {
+        ProgramPublished.TOPIC: on_program_published,
+        ParticipantEnrolled.TOPIC: on_participant_enrolled,
+        ParticipantErased.TOPIC: on_participant_erased,
+        ApiKeyIssued.TOPIC: on_apikey_issued,
+    }
 
 
-HANDLERS: dict[str, Handler] = {
-    ProgramPublished.TOPIC: on_program_published,
-    ParticipantEnrolled.TOPIC: on_participant_enrolled,
-    ApiKeyIssued.TOPIC: on_apikey_issued,
-    LinkClicked.TOPIC: on_link_clicked,
-}
+def handlers_for(settings: object) -> dict[str, Handler]:
+    key = getattr(settings, "pii_hash_key", None) or AttributionSettings().pii_hash_key
+    return handlers(Hasher(key.get_secret_value()))
+
+
+HANDLERS: dict[str, Handler] = handlers_for(AttributionSettings())
+
+# Clicks: their own consumer group, batch-applied (see click_ingest).
+CLICKS_CONSUMER = "attribution-clicks"
+CLICKS_TOPIC = LinkClicked.TOPIC

@@ -2,11 +2,51 @@
 
 from __future__ import annotations
 
+import ipaddress
+from datetime import datetime
+from functools import cache
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from babel.numbers import list_currencies
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from shared.contracts.base import MinorUnits, UnitCode
+from shared.contracts.base import MinorUnits
+
+# A purchase is at least one minor unit and at most 10^12 (ten billion dollars) of them.
+PurchaseAmount = Annotated[int, Field(ge=1, le=10**12, strict=True)]
+
+
+@cache
+def _currencies() -> frozenset[str]:
+    return frozenset(list_currencies())
+
+
+def _iso_currency(code: str) -> str:
+    """Purchases are in money: an ISO 4217 code, never a reward unit such as MB or PERK."""
+    if code not in _currencies():
+        raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+    return code
+
+
+def _email(value: str) -> str:
+    local, sep, domain = value.strip().rpartition("@")
+    if not sep or not local or "." not in domain or " " in value.strip():
+        raise ValueError("not an email address")
+    return value.strip()
+
+
+def _ip(value: str) -> str:
+    try:
+        ipaddress.ip_address(value.strip())
+    except ValueError:
+        raise ValueError("not an IPv4 or IPv6 address") from None
+    return value.strip()
+
+
+Currency = Annotated[str, Field(min_length=3, max_length=3), AfterValidator(_iso_currency)]
+Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
+IpAddress = Annotated[str, Field(max_length=64), AfterValidator(_ip)]
 
 
 class SignupIn(BaseModel):
@@ -15,6 +55,14 @@ class SignupIn(BaseModel):
     customer_id: str = Field(min_length=1, max_length=200)
     click_id: UUID | None = None
     referral_code: str | None = Field(default=None, min_length=4, max_length=64)
+    # Personal data: stored only as keyed hashes, used by the fraud rules.
+    email: Email | None = None
+    ip: IpAddress | None = None
+    user_agent: str | None = Field(default=None, max_length=1000)
+    device_id: str | None = Field(default=None, min_length=1, max_length=200)
+    # The company says this person is already its customer: not referable (if the program
+    # excludes existing customers).
+    existing_customer: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> SignupIn:
@@ -23,12 +71,35 @@ class SignupIn(BaseModel):
         return self
 
 
+class RuleOut(BaseModel):
+    rule: str
+    action: Literal["allow", "flag", "reject"]
+    shadow: bool
+    enforced: bool
+    reason: str
+    inputs: dict[str, Any] = Field(description="What the rule compared; hashes, never PII")
+
+
+class DecisionOut(BaseModel):
+    outcome: Literal["allow", "flag", "reject"]
+    rules: list[RuleOut]
+    decided_at: datetime
+
+
+Status = Literal["unattributed", "active", "flagged", "rejected"]
+
+
 class SignupOut(BaseModel):
     signup_id: UUID
     customer_id: str
     attributed: bool
     referrer_id: UUID | None
     reason: str = Field(description="Why the signup was or was not attributed")
+    status: Status = Field(
+        description="unattributed; active (referral counts); flagged (held for review); "
+        "rejected (by a fraud rule or a reviewer)"
+    )
+    rules: list[RuleOut] = Field(default=[], description="Fraud rules that fired")
 
 
 class ConversionIn(BaseModel):
@@ -36,8 +107,8 @@ class ConversionIn(BaseModel):
 
     customer_id: str = Field(min_length=1, max_length=200)
     order_id: str = Field(min_length=1, max_length=200)
-    amount: MinorUnits
-    currency: UnitCode
+    amount: PurchaseAmount
+    currency: Currency
 
 
 class ConversionOut(BaseModel):
@@ -46,6 +117,91 @@ class ConversionOut(BaseModel):
     referrer_id: UUID
     order_id: str
     program_version: int | None
+    qualified: bool
+    reason: str = Field(description="Why the purchase qualified or not")
+    sequence: int | None = Field(description="1 for the first qualifying purchase, 2... after")
+    published: bool = Field(description="referral.converted was published (false: held/none)")
+
+
+class RefundIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refund_id: str = Field(min_length=1, max_length=200, description="Your refund's unique id")
+    order_id: str = Field(min_length=1, max_length=200)
+    amount: PurchaseAmount | None = Field(
+        default=None, description="Minor units refunded; omitted: all that is left"
+    )
+    currency: Currency | None = None
+
+
+class RefundOut(BaseModel):
+    refund_id: str
+    order_id: str
+    conversion_id: UUID
+    amount: MinorUnits
+    currency: str
+    refunded_total: MinorUnits
+    full: bool = Field(description="The order is now fully refunded (a reversal)")
+    published: bool
+
+
+class ConversionSummary(BaseModel):
+    conversion_id: UUID
+    order_id: str
+    amount: MinorUnits
+    currency: str
+    refunded_amount: MinorUnits
+    qualified: bool
+    reason: str
+    sequence: int | None
+    published: bool
+    program_version: int | None
+    converted_at: datetime
+
+
+class ReferralOut(BaseModel):
+    referral_id: UUID
+    customer_id: str
+    referrer_id: UUID | None = Field(description="The referrer it counts for (if attributed)")
+    candidate_referrer_id: UUID | None = Field(description="Who it would be attributed to")
+    click_id: UUID | None
+    attributed: bool
+    reason: str
+    status: Status
+    program_version: int | None
+    signed_up_at: datetime
+    reviewed_at: datetime | None
+    review_note: str | None
+    decision: DecisionOut | None
+    conversions: list[ConversionSummary]
+
+
+class ReferralPage(BaseModel):
+    items: list[ReferralOut]
+    next_cursor: str | None
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class FunnelOut(BaseModel):
+    program_id: UUID
+    participant_id: UUID | None
+    start: datetime
+    end: datetime
+    clicks: int
+    unique_clicks: int = Field(description="Distinct visitors (visitor_hash)")
+    signups: int = Field(description="Signups with a referrer candidate (any status)")
+    attributed_signups: int = Field(description="Signups now counting (status active)")
+    flagged: int
+    conversions: int = Field(description="Qualifying conversions")
+    rejections: dict[str, int] = Field(description="Rejected referrals by rule (or 'review')")
+    unattributed: dict[str, int] = Field(
+        description="Program-wide only: signups not attributed, by reason"
+    )
 
 
 class ClickOut(BaseModel):

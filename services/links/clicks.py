@@ -1,91 +1,561 @@
-"""Click capture off the redirect path. Clicks are too many for the outbox: the redirect hands
-each one to a bounded in-memory buffer, and a background task publishes them in batches.
-A batch that fails stays in the buffer and is retried; only a full buffer drops clicks, and
-every drop is counted. On shutdown the buffer is flushed."""
+"""Click capture off the redirect path (DESIGN.md §4).
+
+The redirect only appends a small tuple to an in-memory deque. Two background tasks do the
+rest:
+
+- the *writer* turns the tuples into ``link.clicked`` messages (visitor hash, unique flag, bot
+  check, CloudEvents headers) and appends them to a local append-only **journal** segment, then
+  hands them to the sender;
+- the *sender* publishes them in per-partition batches (``acks=all``) and, once a segment is
+  fully acknowledged, deletes it.
+
+When the broker does not acknowledge within ``send_timeout_s`` the sender enters *outage*: it
+stops holding messages in memory (they are in the journal: that is the spill file), the writer
+keeps appending, and the sender probes by replaying the oldest segment with backoff. When a
+replay is acknowledged the broker is back; every segment is replayed, then normal sending
+resumes. Segments left by a previous process are replayed at start. SIGTERM drains the deque
+into the journal and sends what it can; what it cannot stays in the journal for the next start.
+
+Loss window: a hard crash (SIGKILL, OOM) loses only the clicks still in the deque, i.e. answered
+since the writer last ran (normally within one event-loop turn); the journal is in the page
+cache as soon as it is written and fsynced every ``fsync_interval_s`` for power loss. Replays can
+publish a click twice; its ``ce_id`` is its click id, so every consumer's inbox drops the copy.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import fcntl
+import json
 import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 from prometheus_client import Counter, Gauge
 
+from services.links.visitors import BotDetector, UniqueClicks, VisitorHasher
 from shared.aio import sleep_unless
 from shared.contracts import LinkClicked
-from shared.messaging.envelope import Envelope
 
 log = logging.getLogger(__name__)
 
-CLICKS_BUFFERED = Gauge("clicks_buffered", "Clicks waiting in memory to be published")
-CLICKS_PUBLISHED = Counter("clicks_published_total", "Clicks published to link.clicked")
+CLICKS_CAPTURED = Counter("clicks_captured_total", "Clicks handed to the click buffer")
+CLICKS_BUFFERED = Gauge("clicks_buffered", "Clicks captured but not yet acknowledged by the broker")
+CLICKS_PUBLISHED = Counter("clicks_published_total", "Clicks acknowledged on link.clicked")
 CLICKS_DROPPED = Counter("clicks_dropped_total", "Clicks dropped because the buffer was full")
+CLICKS_SPILLED = Counter("clicks_spilled_total", "Clicks written to the spill file in an outage")
+CLICKS_REPLAYED = Counter("clicks_replayed_total", "Clicks published from the spill file")
 CLICKS_SEND_FAILURES = Counter("clicks_send_failures_total", "Failed click batch sends")
+CLICKS_SPILL_BYTES = Gauge("clicks_spill_bytes", "Bytes of click journal not yet acknowledged")
+BROKER_OUTAGE = Gauge("clicks_broker_outage", "1 while clicks go to the spill file only")
+
+# (click_id, code, program_id, participant_id, monotonic time, ip, request headers, HEAD?,
+# channel): what the redirect hands over; everything else is worked out by the writer.
+Click = tuple[str, str, str, str, float, str, list[tuple[bytes, bytes]], bool, str | None]
+_PREFETCH_HEADERS = (b"purpose", b"sec-purpose", b"x-purpose", b"x-moz")
+
+_SOURCE = b"/services/links"
+_TYPE = LinkClicked.TYPE.encode()
+_TOPIC = LinkClicked.TOPIC
+_SEGMENT_PREFIX = "clicks-"
 
 
-class ClickBuffer:
-    def __init__(self, producer: AIOKafkaProducer, *, max_size: int, batch_size: int) -> None:
+@dataclass
+class _Segment:
+    path: Path
+    replay: bool  # its messages must be read back from the file (outage or previous process)
+    size: int = 0
+    acked_offset: int = 0
+    closed: bool = False
+    fh: IO[bytes] | None = None
+
+
+@dataclass
+class _Chunk:
+    segment: _Segment
+    records: list[tuple[bytes, bytes, bytes, bytes]]
+    end_offset: int
+
+
+def encode_value(click: Click, *, when: str, visitor: str, unique: bool, reason: str | None) -> str:
+    """The ``link.clicked`` JSON of one click. Every value interpolated here is JSON-safe by
+    construction (UUIDs, codes and channels from restricted alphabets, hex, an RFC 3339 time),
+    so it is written directly rather than through the model; tests check it against it."""
+    channel = f'"{click[8]}"' if click[8] else "null"
+    why = f'"{reason}"' if reason else "null"
+    return (
+        f'{{"click_id":"{click[0]}","code":"{click[1]}","program_id":"{click[2]}",'
+        f'"participant_id":"{click[3]}","clicked_at":"{when}",'
+        f'"attributable":{"false" if reason else "true"},'
+        f'"unique":{"true" if unique else "false"},'
+        f'"channel":{channel},"visitor_hash":"{visitor}","non_attributable_reason":{why}}}'
+    )
+
+
+def headers_for(ce_id: bytes, ce_time: bytes) -> list[tuple[str, bytes]]:
+    return [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", ce_id),
+        ("ce_source", _SOURCE),
+        ("ce_type", _TYPE),
+        ("ce_time", ce_time),
+        ("content-type", b"application/json"),
+    ]
+
+
+class ClickCapture:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        *,
+        journal_dir: Path,
+        hasher: VisitorHasher,
+        bots: BotDetector,
+        unique: UniqueClicks | None = None,
+        max_buffer: int = 100_000,
+        batch_size: int = 2000,
+        send_timeout_s: float = 2.0,
+        segment_max_bytes: int = 32 * 1024 * 1024,
+        segment_max_age_s: float = 2.0,
+        fsync_interval_s: float = 1.0,
+        max_backoff_s: float = 2.0,
+        max_in_flight: int = 4,
+    ) -> None:
         self.producer = producer
-        self.max_size = max_size
+        self.journal_dir = journal_dir
+        self.hasher = hasher
+        self.bots = bots
+        self.unique = unique or UniqueClicks()
+        self.max_buffer = max_buffer
         self.batch_size = batch_size
-        self._items: collections.deque[tuple[str, Envelope]] = collections.deque()
-        self._ready = asyncio.Event()
+        self.send_timeout_s = send_timeout_s
+        self.segment_max_bytes = segment_max_bytes
+        self.segment_max_age_s = segment_max_age_s
+        self.fsync_interval_s = fsync_interval_s
+        self.max_backoff_s = max_backoff_s
+        self.max_in_flight = max_in_flight
+        self.outage = False
+        self.dropped = 0  # counted on the hot path, exported by the writer
+        self._dropped_exported = 0
+        # The redirect appends to ``buffer`` directly (see Redirector) and calls ``wake()``
+        # only when the writer is ``idle``.
+        self.buffer: collections.deque[Click] = collections.deque()
+        self.idle = True
+        self._wake = asyncio.Event()
+        self._send_wake = asyncio.Event()
+        self._queue: collections.deque[_Chunk] = collections.deque()
+        self._queued = 0
+        self._inflight: collections.deque[tuple[list[_Chunk], int, asyncio.Future[bool]]] = (
+            collections.deque()
+        )
+        self._segments: list[_Segment] = []
+        self._current: _Segment | None = None
+        self._current_opened = 0.0
+        self._seq = 0
+        self._lock_fh: IO[bytes] | None = None
+        self._writer_done = asyncio.Event()
+        self._partitions: list[int] = []
+        self._partition_of: dict[bytes, int] = {}
+        self._last_fsync = 0.0
+        self._stamp_second = -1
+        self._fsync: asyncio.Future[None] | None = None
+        self._stamp_prefix = ""
+
+    # --- the hot path ----------------------------------------------------------------------
+
+    def add(self, click: Click) -> None:
+        """What the redirect does, inlined there."""
+        if len(self.buffer) >= self.max_buffer:
+            self.dropped += 1
+            return
+        self.buffer.append(click)
+        if self.idle:
+            self.wake()
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.buffer) + self._queued + sum(n for _, n, _ in self._inflight)
 
-    def offer(self, event: LinkClicked, envelope: Envelope) -> bool:
-        if len(self._items) >= self.max_size:
-            CLICKS_DROPPED.inc()
+    # --- journal ---------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Claim the journal folder and pick up segments a previous process left behind."""
+        self.journal_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fh = open(self.journal_dir / ".lock", "wb")
+        try:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise RuntimeError(
+                f"click journal {self.journal_dir} is used by another process; give each "
+                "replica its own CLICK_JOURNAL_DIR"
+            ) from exc
+        for path in sorted(self.journal_dir.glob(f"{_SEGMENT_PREFIX}*.log")):
+            seq = int(path.stem.removeprefix(_SEGMENT_PREFIX))
+            self._seq = max(self._seq, seq)
+            size = path.stat().st_size
+            if size == 0:
+                path.unlink()
+                continue
+            self._segments.append(_Segment(path, replay=True, size=size, closed=True))
+        if self._segments:
+            log.warning(
+                "replaying %d click journal segment(s) left by a previous run", len(self._segments)
+            )
+        self._update_gauges()
+
+    def _rotate(self) -> None:
+        seg = self._current
+        if seg is not None:
+            seg.closed = True
+            if seg.fh is not None:
+                seg.fh.close()
+                seg.fh = None
+            self._current = None
+            self._maybe_delete(seg)
+
+    def _segment_for_write(self, now: float) -> _Segment:
+        seg = self._current
+        if seg is not None and (
+            seg.replay != self.outage
+            or seg.size >= self.segment_max_bytes
+            or (not self.outage and now - self._current_opened > self.segment_max_age_s)
+        ):
+            self._rotate()
+            seg = None
+        if seg is None:
+            self._seq += 1
+            path = self.journal_dir / f"{_SEGMENT_PREFIX}{self._seq:012d}.log"
+            seg = _Segment(path, replay=self.outage, fh=open(path, "ab", buffering=0))
+            self._segments.append(seg)
+            self._current = seg
+            self._current_opened = now
+        return seg
+
+    def _maybe_delete(self, seg: _Segment) -> None:
+        if seg.closed and seg.acked_offset >= seg.size:
+            with contextlib.suppress(FileNotFoundError):
+                seg.path.unlink()
+            if seg in self._segments:
+                self._segments.remove(seg)
+
+    def _update_gauges(self) -> None:
+        CLICKS_SPILL_BYTES.set(sum(s.size - s.acked_offset for s in self._segments))
+        CLICKS_BUFFERED.set(len(self))
+        BROKER_OUTAGE.set(1 if self.outage else 0)
+
+    # --- writer ----------------------------------------------------------------------------
+
+    async def run_writer(self, stop: asyncio.Event, interval_s: float = 0.002) -> None:
+        """Under load it wakes every ``interval_s`` (so the redirect never has to wake it);
+        when the buffer was empty it sleeps until the next click (or a second)."""
+        try:
+            while True:
+                if self.buffer:
+                    self.write_pending()
+                    if self.buffer:
+                        await asyncio.sleep(0)  # more than a chunk: serve requests, go on
+                        continue
+                    await asyncio.sleep(interval_s)
+                    self._housekeeping(time.monotonic())
+                    continue
+                if stop.is_set():
+                    break
+                self.idle = True
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 1.0)
+                self.idle = False
+                self._housekeeping(time.monotonic())
+        finally:
+            while self.write_pending():
+                pass
+            self._rotate()
+            self._writer_done.set()
+
+    def wake(self) -> None:
+        self.idle = False
+        self._wake.set()
+
+    def write_pending(self) -> int:
+        """Encode what the redirect buffered and append it to the journal (synchronous)."""
+        buf = self.buffer
+        n = min(len(buf), self.batch_size)
+        if n == 0:
+            return 0
+        now = time.monotonic()
+        wall_offset = time.time() - now
+        records = []
+        lines = []
+        visitor_of, bots, unique = self.hasher.visitor, self.bots, self.unique
+        stamp = self._stamp
+        for _ in range(n):
+            click = buf.popleft()
+            user_agent = ""
+            prefetch = False
+            for name, value in click[6]:
+                if name == b"user-agent":
+                    user_agent = value.decode("latin-1")
+                elif name in _PREFETCH_HEADERS and b"prefetch" in value.lower():
+                    prefetch = True
+            ts = click[4] + wall_offset
+            visitor = visitor_of(ts, click[5], user_agent)
+            if click[7]:
+                reason = "head"
+            elif prefetch:
+                reason = "prefetch"
+            elif bots.is_bot(user_agent):
+                reason = "bot"
+            else:
+                reason = None
+            when = stamp(ts)
+            value = encode_value(
+                click,
+                when=when,
+                visitor=visitor,
+                unique=unique.first_in_window(visitor, click[1], click[4]),
+                reason=reason,
+            )
+            lines.append(value)
+            records.append((click[0].encode(), click[1].encode(), when.encode(), value.encode()))
+        lines.append("")
+        data = "\n".join(lines).encode()
+        CLICKS_CAPTURED.inc(n)
+        try:
+            seg = self._segment_for_write(now)
+            assert seg.fh is not None
+            seg.fh.write(data)
+        except OSError as exc:  # a full or broken disk: these clicks can only be dropped
+            log.error("click journal write failed, %d clicks dropped: %r", n, exc)
+            CLICKS_DROPPED.inc(n)
+            self._rotate()
+            return n
+        seg.size += len(data)
+        if seg.replay:
+            CLICKS_SPILLED.inc(n)
+        else:
+            self._queue.append(_Chunk(seg, records, seg.size))
+            self._queued += n
+            self._send_wake.set()
+        return n
+
+    def _stamp(self, ts: float) -> str:
+        """RFC 3339 UTC time with microseconds; the part down to the second is cached."""
+        second = int(ts)
+        if second != self._stamp_second:
+            self._stamp_second = second
+            self._stamp_prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._stamp_prefix}.{int((ts - second) * 1e6):06d}+00:00"
+
+    def _housekeeping(self, now: float) -> None:
+        if self.dropped != self._dropped_exported:
+            CLICKS_DROPPED.inc(self.dropped - self._dropped_exported)
+            self._dropped_exported = self.dropped
+        seg = self._current
+        if (
+            seg is not None
+            and not self.outage
+            and now - self._current_opened > self.segment_max_age_s
+        ):
+            self._rotate()
+        seg = self._current
+        if (
+            seg is not None
+            and seg.fh is not None
+            and now - self._last_fsync > self.fsync_interval_s
+            and self._fsync is None
+        ):
+            # For power loss; in a thread, as fsync can block for long on a busy disk.
+            self._last_fsync = now
+            self._fsync = asyncio.ensure_future(asyncio.to_thread(_fsync, os.dup(seg.fh.fileno())))
+            self._fsync.add_done_callback(self._fsync_done)
+        self._update_gauges()
+
+    def _fsync_done(self, _: object) -> None:
+        self._fsync = None
+
+    # --- sender ----------------------------------------------------------------------------
+
+    async def run_sender(self, stop: asyncio.Event, drain_timeout_s: float = 8.0) -> None:
+        backoff = 0.1
+        deadline: float | None = None
+        while True:
+            if stop.is_set():
+                if deadline is None:
+                    deadline = time.monotonic() + drain_timeout_s
+                if (
+                    self._writer_done.is_set()
+                    and not self._queue
+                    and not self._segments
+                    and not self._inflight
+                ):
+                    break
+                if time.monotonic() > deadline:
+                    log.error("click drain incomplete; the journal keeps the rest for next start")
+                    break
+            if self.outage:
+                if await sleep_unless(stop, backoff) and deadline is None:
+                    continue
+                backoff = min(backoff * 2, self.max_backoff_s)
+                if await self._replay_one_chunk():
+                    log.warning("broker is back: replaying the click spill file")
+                    self.outage = False
+                    self._rotate()  # new clicks go to a fresh segment, sent from memory
+                    backoff = 0.1
+                self._update_gauges()
+                continue
+            if self._queue or self._inflight:
+                await self._send_queued()
+                continue
+            if any(s.replay for s in self._segments):
+                if not await self._replay_one_chunk():
+                    self._enter_outage()
+                continue
+            if stop.is_set():
+                await asyncio.sleep(0.005)  # the writer is finishing
+                continue
+            self._send_wake.clear()
+            waiter = asyncio.ensure_future(self._send_wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({waiter, stopper}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            stopper.cancel()
+
+    async def _send_queued(self) -> None:
+        """Keep up to ``max_in_flight`` sends going; settle them oldest first, so that a
+        segment's acknowledged offset only ever covers a prefix of it."""
+        while self._queue and len(self._inflight) < self.max_in_flight:
+            chunks = []
+            count = 0
+            while self._queue and count < self.batch_size:
+                chunk = self._queue.popleft()
+                chunks.append(chunk)
+                count += len(chunk.records)
+            self._queued -= count
+            send = asyncio.ensure_future(self._send([r for c in chunks for r in c.records]))
+            self._inflight.append((chunks, count, send))
+        chunks, count, send = self._inflight[0]
+        ok = await send
+        self._inflight.popleft()
+        if ok:
+            for c in chunks:
+                c.segment.acked_offset = c.end_offset
+                self._maybe_delete(c.segment)
+            CLICKS_PUBLISHED.inc(count)
+        else:
+            self._enter_outage()
+
+    def _enter_outage(self) -> None:
+        log.warning("broker unavailable: clicks go to the spill file until it is back")
+        CLICKS_SEND_FAILURES.inc()
+        self.outage = True
+        for _, _, send in self._inflight:
+            send.cancel()
+        self._inflight.clear()
+        self._queue.clear()
+        self._queued = 0
+        for seg in self._segments:
+            seg.replay = True
+        self._update_gauges()
+
+    async def _replay_one_chunk(self) -> bool:
+        """Send the next unacknowledged records of the oldest segment; False on failure."""
+        seg = next((s for s in self._segments if s.replay), None)
+        if seg is None:
+            return True
+        if seg is self._current:
+            self._rotate()
+            if seg not in self._segments:
+                return True
+        records, end = _read_records(seg.path, seg.acked_offset, self.batch_size)
+        if records and not await self._send(records):
             return False
-        self._items.append((event.key(), envelope))
-        CLICKS_BUFFERED.set(len(self._items))
-        self._ready.set()
+        seg.acked_offset = end if records else seg.size
+        CLICKS_REPLAYED.inc(len(records))
+        CLICKS_PUBLISHED.inc(len(records))
+        self._maybe_delete(seg)
         return True
 
-    async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.1
-        while not stop.is_set():
-            if not self._items:
-                self._ready.clear()
-                waiter = asyncio.create_task(self._ready.wait())
-                stopper = asyncio.create_task(stop.wait())
-                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                stopper.cancel()
-                continue
-            try:
-                await self._send_batch()
-                backoff = 0.1
-            except (KafkaError, OSError) as exc:
-                CLICKS_SEND_FAILURES.inc()
-                log.warning("click batch not published, keeping it: %r", exc)
-                await sleep_unless(stop, backoff)
-                backoff = min(backoff * 2, 2.0)
-
-    async def flush(self, timeout_s: float = 5.0) -> int:
-        """Publish what is buffered; returns how many clicks could not be published."""
+    async def _send(self, records: list[tuple[bytes, bytes, bytes, bytes]]) -> bool:
         try:
-            async with asyncio.timeout(timeout_s):
-                while self._items:
-                    await self._send_batch()
-        except (TimeoutError, KafkaError, OSError) as exc:
-            log.error("click flush incomplete, %d left: %r", len(self._items), exc)
-        return len(self._items)
+            async with asyncio.timeout(self.send_timeout_s):
+                await self._send_batches(records)
+            return True
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("click batch not acknowledged: %r", exc)
+            return False
 
-    async def _send_batch(self) -> None:
-        batch = [self._items[i] for i in range(min(self.batch_size, len(self._items)))]
-        futures = [
-            await self.producer.send(
-                LinkClicked.TOPIC, value=env.data, key=key.encode(), headers=env.headers()
-            )
-            for key, env in batch
-        ]
+    async def _send_batches(self, records: list[tuple[bytes, bytes, bytes, bytes]]) -> None:
+        if not self._partitions:
+            self._partitions = sorted(await self.producer.partitions_for(_TOPIC))
+        producer = self.producer
+        open_batches: dict[int, Any] = {}
+        full: list[tuple[int, Any]] = []
+        for ce_id, key, when, value in records:
+            partition = self._partition(key)
+            batch = open_batches.get(partition)
+            if batch is None:
+                batch = open_batches[partition] = producer.create_batch()
+            headers = headers_for(ce_id, when)
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                full.append((partition, batch))
+                batch = open_batches[partition] = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None, headers=headers)
+        full.extend(open_batches.items())
+        futures = [await producer.send_batch(b, _TOPIC, partition=p) for p, b in full]
         await asyncio.gather(*futures)
-        # Only now are they safe on the broker; the deque is only trimmed from this task.
-        for _ in batch:
-            self._items.popleft()
-        CLICKS_PUBLISHED.inc(len(batch))
-        CLICKS_BUFFERED.set(len(self._items))
+
+    def _partition(self, key: bytes) -> int:
+        """The default Kafka partitioner (murmur2), so clicks stay keyed by code."""
+        p = self._partition_of.get(key)
+        if p is None:
+            if len(self._partition_of) > 100_000:
+                self._partition_of.clear()
+            parts = self._partitions
+            p = self._partition_of[key] = parts[(murmur2(key) & 0x7FFFFFFF) % len(parts)]
+        return p
+
+    def close(self) -> None:
+        self._rotate()
+        if self._lock_fh is not None:
+            self._lock_fh.close()
+            self._lock_fh = None
+
+
+def _fsync(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _read_records(
+    path: Path, offset: int, limit: int
+) -> tuple[list[tuple[bytes, bytes, bytes, bytes]], int]:
+    records = []
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        while len(records) < limit:
+            line = fh.readline()
+            if not line.endswith(b"\n"):
+                break  # end of file (or a line cut by a crash: it was never answered twice)
+            offset += len(line)
+            value = line[:-1]
+            try:
+                data = json.loads(value)
+                records.append(
+                    (data["click_id"].encode(), data["code"].encode(),
+                     data["clicked_at"].encode(), value)
+                )  # fmt: skip
+            except (ValueError, KeyError, AttributeError):
+                log.error("skipping an unreadable click journal line in %s", path.name)
+    return records, offset

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 from urllib.parse import urlsplit
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from services.links.codes import vanity_problem
 from shared.contracts.programs import ProgramDefinition
 
 
@@ -20,10 +22,29 @@ class ProgramDefinitionIn(ProgramDefinition):
     destination_url: str = Field(max_length=2000)
     click_id_param: str = Field(default="ref_click", pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,39}$")
 
+    allowed_hosts: list[str] = Field(default=[], max_length=50)
+
     @model_validator(mode="after")
     def _check_urls(self) -> ProgramDefinitionIn:
         hosts = {h.lower() for h in self.allowed_hosts}
         errors: list[InitErrorDetails] = []
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            errors.append(
+                InitErrorDetails(
+                    type=PydanticCustomError("duplicate_variant", "variant names must be unique"),  # type: ignore[arg-type]
+                    loc=("variants",),
+                    input=names,
+                )
+            )
+        elif self.variants and sum(v.weight for v in self.variants) == 0:
+            errors.append(
+                InitErrorDetails(
+                    type=PydanticCustomError("zero_weights", "at least one variant needs a weight"),  # type: ignore[arg-type]
+                    loc=("variants",),
+                    input=names,
+                )
+            )
         for name in ("destination_url", "fallback_url"):
             url = getattr(self, name)
             if url is None:
@@ -53,23 +74,42 @@ class ProgramCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     definition: ProgramDefinitionIn
-    effective_from: datetime | None = None
+    effective_from: datetime | None = Field(
+        default=None, description="Now (the default) or a future time, with a time zone"
+    )
 
 
 class VersionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     definition: ProgramDefinitionIn
-    effective_from: datetime | None = None
+    effective_from: datetime | None = Field(
+        default=None, description="Now (the default) or a future time, with a time zone"
+    )
 
 
 class ProgramOut(BaseModel):
     id: UUID
     name: str
-    status: str
+    status: Literal["active", "paused"]
+    version: int = Field(description="The version this answer shows")
+    effective_from: datetime
+    in_force: bool = Field(description="Whether that version is the one in force now")
+    latest_version: int
+    definition: ProgramDefinition
+
+
+class VersionOut(BaseModel):
     version: int
     effective_from: datetime
+    status: Literal["active", "paused"]
+    created_at: datetime
     definition: ProgramDefinition
+
+
+class VersionPage(BaseModel):
+    items: list[VersionOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page")
 
 
 class KeyOut(BaseModel):
@@ -85,6 +125,18 @@ class ParticipantCreate(BaseModel):
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     name: str | None = Field(default=None, max_length=200)
     locale: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    code: str | None = Field(
+        default=None,
+        max_length=32,
+        description="A vanity code (4-32 letters, digits, inner hyphens); random if omitted",
+    )
+
+    @field_validator("code")
+    @classmethod
+    def _vanity(cls, code: str | None) -> str | None:
+        if code is not None and (problem := vanity_problem(code)):
+            raise ValueError(problem)
+        return code
 
 
 class ParticipantOut(BaseModel):
@@ -94,3 +146,26 @@ class ParticipantOut(BaseModel):
     code: str
     link_url: str
     locale: str
+    variant: str | None = None
+    share_links: dict[str, str] = Field(default={}, description="The link per share channel")
+    qr_svg_url: str
+    qr_png_url: str
+    erased: bool = False
+
+
+class ShareCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+class ShareOut(BaseModel):
+    share_id: UUID
+    participant_id: UUID
+    channel: str
+    shared_at: datetime
+
+
+class ErasureOut(BaseModel):
+    participant_id: UUID
+    erased_at: datetime

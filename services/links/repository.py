@@ -8,10 +8,25 @@ from uuid import UUID
 
 import asyncpg
 
-_CURRENT_DEFINITION = """
-SELECT definition FROM program_versions
-WHERE program_id = $1 AND effective_from <= now()
+Conn = asyncpg.Connection | asyncpg.Pool
+
+# The version in force at a time is the highest version whose effective_from has come: a
+# newer version supersedes older ones from its effective_from on.
+_IN_FORCE = """
+SELECT version, effective_from, status, definition FROM program_versions
+WHERE program_id = $1 AND effective_from <= $2
 ORDER BY version DESC LIMIT 1
+"""
+_PROGRAM = """
+SELECT p.id, p.name, p.current_version AS latest_version, p.created_at,
+       v.version, v.effective_from, v.status, v.definition
+FROM programs p
+LEFT JOIN LATERAL (
+    SELECT version, effective_from, status, definition FROM program_versions
+    WHERE program_id = p.id AND effective_from <= now()
+    ORDER BY version DESC LIMIT 1
+) v ON true
+WHERE p.id = $1
 """
 
 
@@ -21,40 +36,73 @@ async def insert_program(conn: asyncpg.Connection, program_id: UUID, name: str) 
     )
 
 
+async def lock_program(conn: asyncpg.Connection, program_id: UUID) -> asyncpg.Record | None:
+    """Lock the program row (versions are numbered under this lock)."""
+    return await conn.fetchrow(
+        "SELECT id, name, current_version FROM programs WHERE id = $1 FOR UPDATE", program_id
+    )
+
+
 async def add_version(
-    conn: asyncpg.Connection, program_id: UUID, effective_from: datetime, definition: dict[str, Any]
+    conn: asyncpg.Connection,
+    program_id: UUID,
+    effective_from: datetime,
+    definition: dict[str, Any],
+    status: str = "active",
 ) -> int:
-    # Lock the program row so two concurrent changes get consecutive versions.
+    # The row lock makes two concurrent changes get consecutive versions.
     version: int = await conn.fetchval(
-        "UPDATE programs SET current_version = current_version + 1 WHERE id = $1 "
+        "UPDATE programs SET current_version = current_version + 1, status = $2 WHERE id = $1 "
         "RETURNING current_version",
         program_id,
+        status,
     )
     await conn.execute(
-        "INSERT INTO program_versions (program_id, version, effective_from, definition) "
-        "VALUES ($1, $2, $3, $4)",
+        "INSERT INTO program_versions (program_id, version, effective_from, definition, status) "
+        "VALUES ($1, $2, $3, $4, $5)",
         program_id,
         version,
         effective_from,
         definition,
+        status,
     )
     return version
 
 
-async def get_program(
-    conn: asyncpg.Connection | asyncpg.Pool, program_id: UUID
-) -> asyncpg.Record | None:
+async def get_program(conn: Conn, program_id: UUID) -> asyncpg.Record | None:
+    """The program with the version in force now (version fields are NULL if every version
+    is scheduled for later)."""
+    return await conn.fetchrow(_PROGRAM, program_id)
+
+
+async def get_version(conn: Conn, program_id: UUID, version: int) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "SELECT p.id, p.name, p.status, v.version, v.effective_from, v.definition "
-        "FROM programs p JOIN program_versions v "
-        "  ON v.program_id = p.id AND v.version = p.current_version "
-        "WHERE p.id = $1",
+        "SELECT v.version, v.effective_from, v.status, v.definition, v.created_at, p.name "
+        "FROM program_versions v JOIN programs p ON p.id = v.program_id "
+        "WHERE v.program_id = $1 AND v.version = $2",
         program_id,
+        version,
+    )
+
+
+async def in_force(conn: Conn, program_id: UUID, at: datetime) -> asyncpg.Record | None:
+    return await conn.fetchrow(_IN_FORCE, program_id, at)
+
+
+async def list_versions(
+    conn: Conn, program_id: UUID, after: int, limit: int
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT version, effective_from, status, definition, created_at FROM program_versions "
+        "WHERE program_id = $1 AND version > $2 ORDER BY version LIMIT $3",
+        program_id,
+        after,
+        limit,
     )
 
 
 async def find_participant(
-    conn: asyncpg.Connection | asyncpg.Pool, program_id: UUID, external_user_id: str
+    conn: Conn, program_id: UUID, external_user_id: str
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT * FROM participants WHERE program_id = $1 AND external_user_id = $2",
@@ -63,17 +111,22 @@ async def find_participant(
     )
 
 
-async def get_participant(
-    conn: asyncpg.Connection | asyncpg.Pool, participant_id: UUID
-) -> asyncpg.Record | None:
+async def get_participant(conn: Conn, participant_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM participants WHERE id = $1", participant_id)
 
 
+async def code_taken(conn: Conn, code: str) -> bool:
+    return bool(
+        await conn.fetchval("SELECT true FROM participants WHERE lower(code) = lower($1)", code)
+    )
+
+
 async def insert_participant(conn: asyncpg.Connection, values: dict[str, Any]) -> bool:
-    """False when the code is taken (the caller draws another)."""
+    """False when the code is taken (the caller draws another, or refuses a vanity code)."""
     inserted = await conn.fetchval(
-        "INSERT INTO participants (id, program_id, external_user_id, code, email, name, locale) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (code) DO NOTHING RETURNING true",
+        "INSERT INTO participants "
+        "(id, program_id, external_user_id, code, email, name, locale, variant, vanity) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING true",
         values["id"],
         values["program_id"],
         values["external_user_id"],
@@ -81,18 +134,41 @@ async def insert_participant(conn: asyncpg.Connection, values: dict[str, Any]) -
         values["email"],
         values["name"],
         values["locale"],
+        values["variant"],
+        values["vanity"],
     )
     return bool(inserted)
 
 
-async def resolve_code(pool: asyncpg.Pool, code: str) -> asyncpg.Record | None:
-    """What the redirect needs for a code: one indexed lookup plus the version in force."""
-    row = await pool.fetchrow(
-        "SELECT pa.id AS participant_id, pa.program_id, pr.status "
-        "FROM participants pa JOIN programs pr ON pr.id = pa.program_id WHERE pa.code = $1",
+async def erase_participant(
+    conn: asyncpg.Connection, participant_id: UUID
+) -> asyncpg.Record | None:
+    """Drop the personal data; the code stays reserved (so nobody can take the link over)
+    but stops working."""
+    return await conn.fetchrow(
+        "UPDATE participants SET email = NULL, name = NULL, "
+        "external_user_id = 'erased:' || id::text, erased_at = now() "
+        "WHERE id = $1 AND erased_at IS NULL RETURNING *",
+        participant_id,
+    )
+
+
+async def resolve_code(pool: Conn, code: str) -> asyncpg.Record | None:
+    """What the redirect needs for a code: one indexed look-up with the version in force and
+    the time until a scheduled version takes over."""
+    return await pool.fetchrow(
+        "SELECT pa.id AS participant_id, pa.program_id, pa.code, pa.erased_at IS NULL AS active, "
+        "       v.status, v.definition, "
+        "       extract(epoch FROM (SELECT min(n.effective_from) FROM program_versions n "
+        "          WHERE n.program_id = pa.program_id AND n.effective_from > now() "
+        "            AND n.version > coalesce(v.version, 0)) - now())::float8 "
+        "         AS seconds_to_next_version "
+        "FROM participants pa "
+        "LEFT JOIN LATERAL ("
+        "  SELECT version, status, definition FROM program_versions "
+        "  WHERE program_id = pa.program_id AND effective_from <= now() "
+        "  ORDER BY version DESC LIMIT 1"
+        ") v ON true "
+        "WHERE lower(pa.code) = lower($1)",
         code,
     )
-    if row is None:
-        return None
-    definition = await pool.fetchval(_CURRENT_DEFINITION, row["program_id"])
-    return {**dict(row), "definition": definition}  # type: ignore[return-value]

@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
+from pydantic import SecretStr
+
 from shared.settings import ServiceSettings
 
 
@@ -8,5 +13,33 @@ class LinksSettings(ServiceSettings):
     port: int = 8001
     # Where referral links point, e.g. https://ref.example.com (no trailing slash).
     public_base_url: str = "http://127.0.0.1:8001"
+
+    # Click capture. The journal (also the spill file) must be on a disk the next process of
+    # this replica sees (a volume in Kubernetes); one folder per replica.
     click_buffer_size: int = 100_000
-    click_batch_size: int = 500
+    click_batch_size: int = 2000
+    click_journal_dir: str | None = None  # default: <tmp>/referral-links-clicks-<port>
+    click_send_timeout_s: float = 2.0
+    # User agents that crawlerdetect lists but that resolve links for a person (an app's
+    # HTTP stack). python-httpx is here for the dev journey and the e2e tests.
+    click_allowed_agents: str = r"^(python-httpx|okhttp|Dalvik|CFNetwork)/"
+    # Visitor hashes are HMACs under a daily key derived from this secret (shared by every
+    # replica so that they agree); defaults to a key derived from ADMIN_API_KEY.
+    visitor_hash_secret: SecretStr | None = None
+
+    # Redirect: per-IP token bucket (per replica) and the code cache.
+    redirect_rate_per_s: float = 20.0
+    redirect_burst: float = 100.0
+    redirect_cache_codes: int = 200_000
+    redirect_cache_ttl_s: float = 300.0
+
+    def journal_path(self) -> Path:
+        if self.click_journal_dir:
+            return Path(self.click_journal_dir)
+        return Path(tempfile.gettempdir()) / f"referral-links-clicks-{self.port}"
+
+    def visitor_secret(self) -> bytes:
+        if self.visitor_hash_secret is not None:
+            return self.visitor_hash_secret.get_secret_value().encode()
+        admin = self.admin_api_key.get_secret_value() if self.admin_api_key else ""
+        return f"visitor-hash:{admin}".encode()

@@ -1,17 +1,35 @@
-"""Notifications: the in-app feed (email, webhooks and templates come with their issue)."""
+"""Notifications: the in-app feed, email over SMTP, Standard Webhooks, templates, preferences,
+reminders and the delivery log. Consumers record intended messages; the sender and the
+reminder scheduler run as background tasks of every replica (rows claimed with SKIP LOCKED)."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.notifications import api
-from services.notifications.consumers import HANDLERS
+from services.notifications import api, deliveries_api, scheduler, templates_api, webhooks_api
+from services.notifications.consumers import handlers
+from services.notifications.sender import Sender
 from services.notifications.settings import NotificationsSettings
-from shared.service import create_service_app
+from shared.service import Runtime, create_service_app
 
 
 def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     settings = settings or NotificationsSettings()
+
+    async def on_start(rt: Runtime) -> None:
+        rt.spawn(Sender(rt.pool, settings).run(rt.stop), "notifications-sender")
+        rt.spawn(scheduler.run(rt.pool, settings, rt.stop), "reminder-scheduler")
+
     return create_service_app(
-        settings=settings, title="Referral notifications", routers=[api.router], handlers=HANDLERS
+        settings=settings,
+        title="Referral notifications",
+        routers=[
+            api.router,
+            api.public,
+            templates_api.router,
+            webhooks_api.router,
+            deliveries_api.router,
+        ],
+        handlers=handlers(settings),
+        on_start=on_start,
     )

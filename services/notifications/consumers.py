@@ -1,68 +1,360 @@
-"""The one place that maps topics to handlers in notifications."""
+"""The one place that maps topics to handlers in notifications. Handlers only record what is
+to be sent (the sender task makes the external calls): see README.md, "Delivery semantics"."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from services.notifications import messages
-from services.notifications.messages import Message
-from shared.contracts import ApiKeyIssued, ParticipantEnrolled, RewardIssued
+from services.notifications import dispatch
+from services.notifications import repository as repo
+from services.notifications.policy import one_away
+from services.notifications.settings import NotificationsSettings
+from shared.contracts import (
+    ApiKeyIssued,
+    LinkClicked,
+    MilestoneReached,
+    ParticipantEnrolled,
+    ParticipantErased,
+    ProgramPublished,
+    ReferralConverted,
+    ReferralFlagged,
+    ReferralSignedUp,
+    RewardFailed,
+    RewardIssued,
+)
+from shared.contracts.base import Event
 from shared.http.auth import store_key
 from shared.messaging.consumer import Handler
 from shared.messaging.envelope import Envelope
 
 
-async def _record(
+def _data(event: Event) -> dict[str, Any]:
+    return event.model_dump(mode="json")
+
+
+async def schedule_reminder(
     conn: asyncpg.Connection,
-    env: Envelope,
+    *,
     program_id: UUID,
     participant_id: UUID,
-    message: Message,
+    kind: str,
+    dedupe: str,
+    due_at: datetime,
+    data: dict[str, Any] | None = None,
 ) -> None:
     await conn.execute(
-        "INSERT INTO notifications (id, event_id, program_id, participant_id, kind, title, body) "
+        "INSERT INTO reminders (id, program_id, participant_id, kind, dedupe, data, due_at) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
         uuid.uuid4(),
-        env.id,
         program_id,
         participant_id,
-        message.kind,
-        message.title,
-        message.body,
+        kind,
+        dedupe,
+        data or {},
+        due_at,
     )
 
 
-async def on_participant_enrolled(
-    conn: asyncpg.Connection, event: ParticipantEnrolled, env: Envelope
-) -> None:
+def handlers(settings: NotificationsSettings) -> dict[str, Handler]:
+    async def on_program_published(
+        conn: asyncpg.Connection, event: ProgramPublished, _: Envelope
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO programs (program_id, version, effective_from, name, definition) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            event.program_id,
+            event.version,
+            event.effective_from,
+            event.name,
+            event.definition.model_dump(mode="json"),
+        )
+
+    async def on_participant_enrolled(
+        conn: asyncpg.Connection, event: ParticipantEnrolled, env: Envelope
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO participants (participant_id, program_id, email, name, locale, "
+            "link_url, variant, enrolled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+            "ON CONFLICT DO NOTHING",
+            event.participant_id,
+            event.program_id,
+            event.email,
+            event.name,
+            event.locale,
+            event.link_url,
+            event.variant,
+            event.enrolled_at,
+        )
+        if await conn.fetchval(
+            "SELECT erased_at IS NOT NULL FROM participants WHERE participant_id = $1",
+            event.participant_id,
+        ):
+            return  # a late copy of an erased participant's enrolment: nothing to say
+        await dispatch.to_participant(
+            conn,
+            settings,
+            event_id=env.id,
+            trigger="welcome",
+            program_id=event.program_id,
+            participant_id=event.participant_id,
+            variables={},
+        )
+        await dispatch.to_webhooks(
+            conn,
+            event_id=env.id,
+            program_id=event.program_id,
+            event_type=event.TOPIC,
+            occurred_at=event.enrolled_at,
+            data=_data(event),
+            participant_id=event.participant_id,
+        )
+        definition = await repo.definition(conn, event.program_id)
+        days = repo.policy_of(definition, event.variant).share_reminder_days
+        if days is not None:
+            # Counted from now rather than enrolled_at, so a replayed log does not fire
+            # every old reminder at once.
+            due = datetime.now(UTC) + timedelta(seconds=days * settings.notify_reminder_day_s)
+            await schedule_reminder(
+                conn,
+                program_id=event.program_id,
+                participant_id=event.participant_id,
+                kind="share_reminder",
+                dedupe="",
+                due_at=due,
+            )
+
+    async def on_link_clicked(conn: asyncpg.Connection, event: LinkClicked, _: Envelope) -> None:
+        # Every click counts, bots and link previews included: a preview means the link
+        # was pasted somewhere, which is what the share reminder asks for.
+        await conn.execute(
+            "INSERT INTO participant_clicks (participant_id, clicks) VALUES ($1, 1) "
+            "ON CONFLICT (participant_id) DO UPDATE SET clicks = participant_clicks.clicks + 1",
+            event.participant_id,
+        )
+
+    async def on_signed_up(
+        conn: asyncpg.Connection, event: ReferralSignedUp, env: Envelope
+    ) -> None:
+        # The referee is known here only by the company's customer id (no address, no
+        # locale): greeting them is the company's move, on the webhook below.
+        await dispatch.to_participant(
+            conn,
+            settings,
+            event_id=env.id,
+            trigger="referral_signed_up",
+            program_id=event.program_id,
+            participant_id=event.referrer_id,
+            variables={},
+        )
+        await dispatch.to_webhooks(
+            conn,
+            event_id=env.id,
+            program_id=event.program_id,
+            event_type=event.TOPIC,
+            occurred_at=event.signed_up_at,
+            data=_data(event),
+            participant_id=event.referrer_id,
+        )
+
+    async def on_converted(
+        conn: asyncpg.Connection, event: ReferralConverted, env: Envelope
+    ) -> None:
+        await dispatch.to_participant(
+            conn,
+            settings,
+            event_id=env.id,
+            trigger="referral_converted",
+            program_id=event.program_id,
+            participant_id=event.referrer_id,
+            variables={"order_amount": (event.amount, event.currency)},
+        )
+        await dispatch.to_webhooks(
+            conn,
+            event_id=env.id,
+            program_id=event.program_id,
+            event_type=event.TOPIC,
+            occurred_at=event.converted_at,
+            data=_data(event),
+            participant_id=event.referrer_id,
+        )
+        if event.sequence != 1:
+            return  # milestones count referrals, not recurring purchases
+        converted = await conn.fetchval(
+            "UPDATE participants SET converted = converted + 1 WHERE participant_id = $1 "
+            "RETURNING converted",
+            event.referrer_id,
+        )
+        if converted is None:
+            return
+        definition = await repo.definition(conn, event.program_id)
+        who = await repo.participant(conn, event.referrer_id)
+        policy = repo.policy_of(definition, who.variant if who else None)
+        threshold = one_away(repo.milestone_thresholds(definition), converted)
+        if policy.milestone_nudge and threshold is not None:
+            await schedule_reminder(
+                conn,
+                program_id=event.program_id,
+                participant_id=event.referrer_id,
+                kind="milestone_nudge",
+                dedupe=str(threshold),
+                due_at=datetime.now(UTC),
+                data={"threshold": threshold, "converted": converted},
+            )
+
+    async def on_reward_issued(
+        conn: asyncpg.Connection, event: RewardIssued, env: Envelope
+    ) -> None:
+        await dispatch.to_webhooks(
+            conn,
+            event_id=env.id,
+            program_id=event.program_id,
+            event_type=event.TOPIC,
+            occurred_at=event.issued_at,
+            data=_data(event),
+            participant_id=event.referrer_id,
+        )
+        if event.side != "referrer":
+            return  # the referee has no address here: the webhook above is their channel
+        if str(getattr(event, "rule", None) or "").startswith("milestone:"):
+            return  # a milestone's grant: milestone.reached tells it, once
+        definition = await repo.definition(conn, event.program_id, event.program_version)
+        # With a hold, reward.issued is published when the held reward becomes available.
+        held = repo.hold_days(definition) > 0 and repo.policy_of(definition).reward_available
+        await dispatch.to_participant(
+            conn,
+            settings,
+            event_id=env.id,
+            trigger="reward_available" if held else "reward_issued",
+            program_id=event.program_id,
+            participant_id=event.referrer_id,
+            variables={
+                "amount": (event.amount, event.unit),
+                "coupon_code": getattr(event, "coupon_code", None),
+            },
+        )
+
+    async def on_milestone(
+        conn: asyncpg.Connection, event: MilestoneReached, env: Envelope
+    ) -> None:
+        await dispatch.to_participant(
+            conn,
+            settings,
+            event_id=env.id,
+            trigger="milestone_reached",
+            program_id=event.program_id,
+            participant_id=event.referrer_id,
+            variables={
+                "threshold": event.threshold,
+                "perk": event.perk,
+                "amount": (event.amount, event.unit) if event.amount is not None else None,
+            },
+        )
+        await dispatch.to_webhooks(
+            conn,
+            event_id=env.id,
+            program_id=event.program_id,
+            event_type=event.TOPIC,
+            occurred_at=event.reached_at,
+            data=_data(event),
+            participant_id=event.referrer_id,
+        )
+
+    async def on_reward_failed(
+        conn: asyncpg.Connection, event: RewardFailed, env: Envelope
+    ) -> None:
+        await dispatch.to_ops(
+            conn,
+            event_id=env.id,
+            program_id=event.program_id,
+            trigger="reward_failed",
+            variables={
+                "reward_id": str(event.reward_id),
+                "amount": (event.amount, event.unit),
+                "side": event.side,
+                "reason": event.reason,
+            },
+        )
+        await dispatch.to_webhooks(
+            conn,
+            event_id=env.id,
+            program_id=event.program_id,
+            event_type=event.TOPIC,
+            occurred_at=event.failed_at,
+            data=_data(event),
+        )
+
+    async def on_flagged(conn: asyncpg.Connection, event: ReferralFlagged, env: Envelope) -> None:
+        await dispatch.to_ops(
+            conn,
+            event_id=env.id,
+            program_id=event.program_id,
+            trigger="referral_flagged",
+            variables={
+                "referral_id": str(event.referral_id),
+                "rules": ", ".join(r.rule for r in event.rules if not r.shadow) or "-",
+            },
+        )
+        await dispatch.to_webhooks(
+            conn,
+            event_id=env.id,
+            program_id=event.program_id,
+            event_type=event.TOPIC,
+            occurred_at=event.flagged_at,
+            data=_data(event),
+        )
+
+    async def on_erased(conn: asyncpg.Connection, event: ParticipantErased, _: Envelope) -> None:
+        await erase(conn, event.participant_id, event.program_id)
+
+    async def on_apikey_issued(conn: asyncpg.Connection, event: ApiKeyIssued, _: Envelope) -> None:
+        await store_key(conn, event.key_id, event.program_id, event.key_hash)
+
+    return {
+        ProgramPublished.TOPIC: on_program_published,
+        ParticipantEnrolled.TOPIC: on_participant_enrolled,
+        LinkClicked.TOPIC: on_link_clicked,
+        ReferralSignedUp.TOPIC: on_signed_up,
+        ReferralConverted.TOPIC: on_converted,
+        RewardIssued.TOPIC: on_reward_issued,
+        MilestoneReached.TOPIC: on_milestone,
+        RewardFailed.TOPIC: on_reward_failed,
+        ReferralFlagged.TOPIC: on_flagged,
+        ParticipantErased.TOPIC: on_erased,
+        ApiKeyIssued.TOPIC: on_apikey_issued,
+    }
+
+
+async def erase(conn: asyncpg.Connection, participant_id: UUID, program_id: UUID) -> None:
+    """Drop the personal data held about a participant. The delivery log keeps its rows (what
+    was sent when, for audit) without the address or the rendered content. A tombstone row
+    keeps a late enrolment event from bringing the data back."""
     await conn.execute(
-        "INSERT INTO participants (participant_id, program_id, email, name, locale, link_url) "
-        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        event.participant_id,
-        event.program_id,
-        event.email,
-        event.name,
-        event.locale,
-        event.link_url,
+        "INSERT INTO participants (participant_id, program_id, link_url, erased_at) "
+        "VALUES ($1, $2, '', now()) ON CONFLICT DO NOTHING",
+        participant_id,
+        program_id,
     )
-    await _record(conn, env, event.program_id, event.participant_id, messages.welcome(event))
-
-
-async def on_reward_issued(conn: asyncpg.Connection, event: RewardIssued, env: Envelope) -> None:
-    if event.side != "referrer":
-        return  # referees are not participants; their channel comes with email delivery
-    await _record(conn, env, event.program_id, event.referrer_id, messages.reward_earned(event))
-
-
-async def on_apikey_issued(conn: asyncpg.Connection, event: ApiKeyIssued, _: Envelope) -> None:
-    await store_key(conn, event.key_id, event.program_id, event.key_hash)
-
-
-HANDLERS: dict[str, Handler] = {
-    ParticipantEnrolled.TOPIC: on_participant_enrolled,
-    RewardIssued.TOPIC: on_reward_issued,
-    ApiKeyIssued.TOPIC: on_apikey_issued,
-}
+    await conn.execute(
+        "UPDATE participants SET email = NULL, name = NULL, erased_at = coalesce(erased_at, now()) "
+        "WHERE participant_id = $1",
+        participant_id,
+    )
+    await conn.execute(
+        "UPDATE deliveries SET address = NULL, payload = '{}'::jsonb, "
+        "status = CASE WHEN status = 'pending' THEN 'skipped' ELSE status END, "
+        "reason = CASE WHEN status = 'pending' THEN 'participant erased' ELSE reason END "
+        "WHERE participant_id = $1",
+        participant_id,
+    )
+    await conn.execute("DELETE FROM notifications WHERE participant_id = $1", participant_id)
+    await conn.execute("DELETE FROM preferences WHERE participant_id = $1", participant_id)
+    await conn.execute(
+        "UPDATE reminders SET done_at = now(), outcome = 'participant erased' "
+        "WHERE participant_id = $1 AND done_at IS NULL",
+        participant_id,
+    )

@@ -1,17 +1,33 @@
-"""Rewards: rules per program version, the ledger, and issuing."""
+"""Rewards: rules per program version, the ledger, holds and fulfilment."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.rewards import api
+from services.rewards import api, scheduler
 from services.rewards.consumers import HANDLERS
 from services.rewards.settings import RewardsSettings
-from shared.service import create_service_app
+from shared.service import Runtime, create_service_app
 
 
 def create_app(settings: RewardsSettings | None = None) -> FastAPI:
     settings = settings or RewardsSettings()
+
+    async def on_start(rt: Runtime) -> None:
+        rt.spawn(
+            scheduler.run(
+                rt.pool,
+                rt.stop,
+                interval_s=settings.rewards_scheduler_interval_s,
+                allow_private=settings.outbound_allow_private_networks,
+            ),
+            "reward-scheduler",
+        )
+
     return create_service_app(
-        settings=settings, title="Referral rewards", routers=[api.router], handlers=HANDLERS
+        settings=settings,
+        title="Referral rewards",
+        routers=[api.router],
+        handlers=HANDLERS,
+        on_start=on_start,
     )

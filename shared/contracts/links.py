@@ -10,6 +10,9 @@ from shared.contracts.base import Event
 
 
 class LinkClicked(Event):
+    """Every redirect is one click with its own ``click_id`` (also its ``ce_id``, so a replay
+    from the gateway's spill file is dropped by the consumer's inbox)."""
+
     TOPIC: ClassVar[str] = "link.clicked"
     TYPE: ClassVar[str] = "link.clicked.v1"
 
@@ -21,8 +24,13 @@ class LinkClicked(Event):
     # Bots, prefetches and HEAD requests are redirected but never attributed.
     attributable: bool = True
     channel: str | None = None
-    # Hash of (truncated IP, user agent) with a rotating salt; never the IP itself.
+    # Hash of (IP, user agent) with a daily rotating salt; never the IP itself.
     visitor_hash: str | None = None
+    # False for a repeat by the same visitor on the same code within an hour (per gateway
+    # replica; ``visitor_hash`` lets a consumer de-duplicate across replicas).
+    unique: bool = True
+    # Why ``attributable`` is false: "bot", "prefetch" or "head".
+    non_attributable_reason: str | None = None
 
     def key(self) -> str:
         """The link code."""

@@ -41,6 +41,8 @@ class ParticipantErased(Event):
     participant_id: UUID
     program_id: UUID
     erased_at: datetime
+    # The participant's code (not personal data): it stops working everywhere.
+    code: str | None = None
 
     def key(self) -> str:
         """The participant id."""

@@ -22,6 +22,8 @@ class ReferralSignedUp(Event):
     referee_customer_id: str
     click_id: UUID | None = None
     signed_up_at: datetime
+    # The referrer's experiment variant, if the program runs one.
+    variant: str | None = None
 
     def key(self) -> str:
         """The referrer (participant) id: one referrer's events stay in order."""
@@ -120,6 +122,9 @@ class ReferralReversed(Event):
     currency: UnitCode
     full: bool
     reversed_at: datetime
+    referee_customer_id: str | None = None
+    # The sequence of the conversion being reversed (1 for the first qualifying purchase).
+    sequence: int = Field(default=1, ge=1)
 
     def key(self) -> str:
         """The referrer (participant) id: one referrer's events stay in order."""

@@ -28,6 +28,11 @@ class RewardIssued(Event):
     unit: UnitCode
     issued_at: datetime
     variant: str | None = None
+    # Which rule produced it: "base" or "milestone:<threshold>".
+    rule: str | None = None
+    # A milestone's named perk (unit PERK), and the code handed out by a coupon pool.
+    perk: str | None = None
+    coupon_code: str | None = None
 
     def key(self) -> str:
         """The referrer (participant) id: one referrer's events stay in order."""

@@ -43,7 +43,7 @@ tracer = trace.get_tracer(__name__)
 Handler = Callable[[asyncpg.Connection, Any, Envelope], Awaitable[None]]
 
 # Errors that mean "the infrastructure is away", never "this message is bad".
-_INFRA_ERRORS: tuple[type[BaseException], ...] = (
+INFRA_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
@@ -59,7 +59,7 @@ class PoisonMessage(Exception):
 
 
 @dataclass
-class _Failed:
+class FailedMessage:
     record: ConsumerRecord[bytes, bytes]
     error: BaseException
 
@@ -118,7 +118,7 @@ class EventConsumer:
                 self.running = True
                 backoff = self.retry_backoff_s
                 await self._loop(consumer, stop)
-            except _INFRA_ERRORS as exc:
+            except INFRA_ERRORS as exc:
                 log.warning("consumer %s lost its broker, retrying: %r", self.name, exc)
                 await sleep_unless(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -137,7 +137,7 @@ class EventConsumer:
                 continue
             try:
                 await self.process(records)
-            except _INFRA_ERRORS as exc:
+            except INFRA_ERRORS as exc:
                 log.warning("consumer %s batch failed, will re-read it: %r", self.name, exc)
                 for tp, part in batches.items():
                     consumer.seek(tp, part[0].offset)
@@ -153,12 +153,12 @@ class EventConsumer:
     async def process(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         """Apply a batch in one transaction, then dead-letter what could not be applied."""
         parsed: list[tuple[ConsumerRecord[bytes, bytes], Envelope, Event]] = []
-        failed: list[_Failed] = []
+        failed: list[FailedMessage] = []
         for record in records:
             try:
                 env, event = self.parse(record)
             except PoisonMessage as exc:
-                failed.append(_Failed(record, exc))
+                failed.append(FailedMessage(record, exc))
                 continue
             parsed.append((record, env, event))
 
@@ -167,7 +167,7 @@ class EventConsumer:
                 for record, env, event in parsed:
                     error = await self._apply_with_retries(conn, record, env, event)
                     if error is not None:
-                        failed.append(_Failed(record, error))
+                        failed.append(FailedMessage(record, error))
         for f in failed:
             await self._dead_letter(f)
 
@@ -217,7 +217,7 @@ class EventConsumer:
                         await self.handlers[record.topic](conn, event, env)
                     EVENTS_CONSUMED.labels(self.name, record.topic, "applied").inc()
                     return None
-                except _INFRA_ERRORS:
+                except INFRA_ERRORS:
                     raise
                 except Exception as exc:
                     span.record_exception(exc)
@@ -234,7 +234,7 @@ class EventConsumer:
                     await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
         return None
 
-    async def _dead_letter(self, failed: _Failed) -> None:
+    async def _dead_letter(self, failed: FailedMessage) -> None:
         record, error = failed.record, failed.error
         headers = list(record.headers or ())
         headers += [

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.notifications.messages import format_amount, reward_earned, welcome
+from services.notifications.messages import format_amount, format_amount_for, reward_earned, welcome
 from shared.contracts import ParticipantEnrolled, RewardIssued
 
 NOW = datetime(2024, 5, 17, tzinfo=UTC)
@@ -70,3 +70,23 @@ def test_welcome_message_carries_the_link() -> None:
     message = welcome(event)
     assert message.kind == "welcome"
     assert "https://ref.example.com/r/ABCDEFGH23" in message.body
+
+
+@pytest.mark.parametrize(
+    ("amount", "unit", "locale", "text"),
+    [
+        (2000, "USD", "en", "$20.00"),
+        (2000, "USD", "en-GB", "US$20.00"),
+        (2000, "USD", "ar", "\u200f20.00\xa0US$"),
+        (2000, "USD", "zh", "US$20.00"),
+        (2000, "USD", "lv", "20,00\xa0$"),
+        (1999, "EUR", "lv-LV", "19,99\xa0€"),
+        (2000, "JPY", "en", "¥2,000"),
+        (16384, "MB", "lv", "16\xa0384 MB"),
+        (500, "MB", "ar", "500 MB"),
+        (2000, "USD", "xx-nonsense", "$20.00"),
+        (None, "USD", "en", ""),
+    ],
+)
+def test_format_amount_for_a_locale(amount: int | None, unit: str, locale: str, text: str) -> None:
+    assert format_amount_for(amount, unit, locale) == text

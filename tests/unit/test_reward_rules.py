@@ -1,4 +1,4 @@
-"""Reward rules: fixed amounts per side."""
+"""Reward rules: fixed amounts per side (the original format keeps working)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.rewards.rules import RewardLine, rewards_for
-from shared.contracts.base import Amount
 from shared.contracts.sections.rewards import RewardPolicy
+from shared.contracts.sections.rewards import SideReward as Amount
 
 REFERRER = uuid.UUID(int=7)
 REFEREE = "cust-42"
 
 
 def _rewards(settings: RewardPolicy) -> list[RewardLine]:
-    return rewards_for(settings, referrer_id=REFERRER, referee_customer_id=REFEREE)
+    return [
+        RewardLine(x.side, x.recipient, x.amount, x.unit)
+        for x in rewards_for(settings, referrer_id=REFERRER, referee_customer_id=REFEREE)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -91,4 +94,7 @@ def test_every_line_is_positive_and_sides_are_unique(
         expected["referrer"] = RewardLine("referrer", str(REFERRER), referrer.amount, referrer.unit)
     if referee is not None and referee.amount > 0:
         expected["referee"] = RewardLine("referee", referee_id, referee.amount, referee.unit)
-    assert {line.side: line for line in lines} == expected
+    assert {
+        line.side: RewardLine(line.side, line.recipient, line.amount, line.unit) for line in lines
+    } == expected
+    assert all(line.rule == "base" and not line.capped for line in lines)

@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Channel = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 
 
 class LinkPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Random codes: at least 9 characters of a 30-symbol alphabet (44 bits).
+    code_length: int = Field(default=10, ge=9, le=32)
+    # Whether enrolment may choose a vanity code instead of a random one.
+    vanity_codes: bool = True
+    # Channels a share link may name (``?ch=``); empty means the built-in list.
+    channels: list[Channel] = Field(default=[], max_length=50)
+    # Query parameter that carries the channel to the destination.
+    channel_param: str = Field(default="ref_channel", pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,39}$")

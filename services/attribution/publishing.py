@@ -1,0 +1,133 @@
+"""The referral events attribution writes to its outbox, all keyed by the referrer id."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from shared.contracts import (
+    ReferralConverted,
+    ReferralFlagged,
+    ReferralRejected,
+    ReferralReversed,
+    ReferralSignedUp,
+)
+from shared.contracts.referrals import RuleOutcome
+from shared.messaging.outbox import enqueue
+
+SOURCE = "/services/attribution"
+
+
+async def signed_up(
+    conn: asyncpg.Connection, signup: dict[str, Any] | asyncpg.Record, variant: str | None
+) -> None:
+    await enqueue(
+        conn,
+        ReferralSignedUp(
+            referral_id=signup["id"],
+            program_id=signup["program_id"],
+            referrer_id=signup["referrer_id"],
+            referee_customer_id=signup["customer_id"],
+            click_id=signup["click_id"],
+            signed_up_at=signup["signed_up_at"],
+            variant=variant,
+        ),
+        source=SOURCE,
+    )
+
+
+async def flagged(
+    conn: asyncpg.Connection, signup: dict[str, Any], rules: list[RuleOutcome], at: datetime
+) -> None:
+    await enqueue(
+        conn,
+        ReferralFlagged(
+            referral_id=signup["id"],
+            program_id=signup["program_id"],
+            referrer_id=signup["candidate_referrer_id"],
+            referee_customer_id=signup["customer_id"],
+            rules=rules,
+            flagged_at=at,
+        ),
+        source=SOURCE,
+    )
+
+
+async def rejected(
+    conn: asyncpg.Connection,
+    signup: dict[str, Any] | asyncpg.Record,
+    rules: list[RuleOutcome],
+    at: datetime,
+) -> None:
+    await enqueue(
+        conn,
+        ReferralRejected(
+            referral_id=signup["id"],
+            program_id=signup["program_id"],
+            referrer_id=signup["candidate_referrer_id"],
+            referee_customer_id=signup["customer_id"],
+            rules=rules,
+            rejected_at=at,
+        ),
+        source=SOURCE,
+    )
+
+
+async def converted(
+    conn: asyncpg.Connection,
+    signup: dict[str, Any] | asyncpg.Record,
+    conversion: dict[str, Any] | asyncpg.Record,
+    variant: str | None,
+) -> None:
+    await enqueue(
+        conn,
+        ReferralConverted(
+            conversion_id=conversion["id"],
+            referral_id=signup["id"],
+            program_id=signup["program_id"],
+            referrer_id=signup["referrer_id"],
+            referee_customer_id=signup["customer_id"],
+            order_id=conversion["order_id"],
+            amount=conversion["amount"],
+            currency=conversion["currency"],
+            converted_at=conversion["converted_at"],
+            program_version=conversion["program_version"],
+            variant=variant,
+            sequence=conversion["sequence"],
+        ),
+        source=SOURCE,
+    )
+
+
+async def reversed_(
+    conn: asyncpg.Connection,
+    signup: dict[str, Any] | asyncpg.Record,
+    conversion: dict[str, Any] | asyncpg.Record,
+    refund: dict[str, Any] | asyncpg.Record,
+) -> None:
+    await enqueue(
+        conn,
+        ReferralReversed(
+            refund_id=refund["id"],
+            conversion_id=conversion["id"],
+            referral_id=signup["id"],
+            program_id=signup["program_id"],
+            referrer_id=signup["referrer_id"],
+            order_id=conversion["order_id"],
+            refunded_amount=refund["amount"],
+            currency=conversion["currency"],
+            full=refund["full_refund"],
+            reversed_at=refund["refunded_at"],
+            referee_customer_id=signup["customer_id"],
+            sequence=conversion["sequence"] or 1,
+        ),
+        source=SOURCE,
+    )
+
+
+def new_id() -> UUID:
+    return uuid.uuid4()

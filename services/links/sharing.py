@@ -1,0 +1,31 @@
+"""Share links per channel and QR codes of a participant's link."""
+
+from __future__ import annotations
+
+import io
+from urllib.parse import urlencode
+
+import segno
+
+# Channels a share link may name; a program may narrow the list (links.channels).
+DEFAULT_CHANNELS = (
+    "email", "whatsapp", "x", "facebook", "linkedin", "messenger", "telegram", "sms", "copy",
+    "qr", "other",
+)  # fmt: skip
+
+
+def share_url(link_url: str, channel: str, utm: dict[str, str] | None = None) -> str:
+    params = {"ch": channel, **(utm or {})}
+    return f"{link_url}?{urlencode(params)}"
+
+
+def qr_svg(url: str) -> bytes:
+    out = io.BytesIO()
+    segno.make(url, error="m").save(out, kind="svg", scale=8, border=2, xmldecl=True)
+    return out.getvalue()
+
+
+def qr_png(url: str, scale: int = 8) -> bytes:
+    out = io.BytesIO()
+    segno.make(url, error="m").save(out, kind="png", scale=scale, border=2)
+    return out.getvalue()

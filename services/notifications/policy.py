@@ -1,0 +1,68 @@
+"""Pure decisions: whether a message goes out (and why not), when to try again, when an
+endpoint is given up on, and which milestone is next."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Recipient:
+    has_address: bool
+    erased: bool
+    subscribed: bool  # to this message's category
+    marketing_sent_last_day: int
+
+
+def skip_reason(
+    *,
+    channel: str,
+    category: str,
+    recipient: Recipient,
+    email_enabled: bool,
+    marketing_per_day: int,
+) -> str | None:
+    """None when the message should go out, otherwise why not (kept in the delivery log).
+    Preferences and caps are about email: the in-app feed is the app's own page."""
+    if recipient.erased:
+        return "participant erased"
+    if channel != "email":
+        return None
+    if not email_enabled:
+        return "email disabled for this program"
+    if not recipient.has_address:
+        return "no email address"
+    if not recipient.subscribed:
+        return f"unsubscribed from {category} messages"
+    if category == "marketing" and recipient.marketing_sent_last_day >= marketing_per_day:
+        return f"frequency cap: {marketing_per_day} marketing emails per 24 hours"
+    return None
+
+
+def retry_delay(attempts: int, schedule: Sequence[float]) -> float | None:
+    """Seconds until the next attempt after ``attempts`` failed ones, or None: give up."""
+    if attempts < 1 or attempts > len(schedule):
+        return None
+    return float(schedule[attempts - 1])
+
+
+def should_disable(consecutive_failures: int, limit: int) -> bool:
+    return consecutive_failures >= limit
+
+
+def permanent_smtp_failure(code: int | None) -> bool:
+    """5xx replies are final (bad address, refused); 4xx and no reply are worth retrying."""
+    return code is not None and 500 <= code < 600
+
+
+def next_threshold(thresholds: Sequence[int], converted: int) -> int | None:
+    """The smallest milestone not reached yet with ``converted`` converted referrals."""
+    ahead = [t for t in thresholds if t > converted]
+    return min(ahead) if ahead else None
+
+
+def one_away(thresholds: Sequence[int], converted: int) -> int | None:
+    """The threshold one more converted referral reaches, if any."""
+    nxt = next_threshold(thresholds, converted)
+    return nxt if nxt is not None and nxt - converted == 1 else None

@@ -1,0 +1,151 @@
+"""A migrated notifications database, a real SMTP server and webhook receiver, and helpers
+to apply events through the service's own handlers (the consumer's transaction)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+from pydantic import SecretStr
+
+from services.notifications.consumers import handlers
+from services.notifications.sender import Sender
+from services.notifications.settings import NotificationsSettings
+from shared.contracts import ParticipantEnrolled, ProgramPublished
+from shared.contracts.base import Event
+from shared.db import create_pool
+from shared.http.outbound import new_webhook_secret
+from shared.messaging.envelope import Envelope
+from shared.messaging.outbox import envelope_for
+from tests.integration.kafka_helpers import migrated
+from tests.integration.notifications.receivers import SmtpServer, WebhookReceiver
+
+NOW = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    server = WebhookReceiver().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class World:
+    pool: asyncpg.Pool
+    settings: NotificationsSettings
+    smtp: SmtpServer
+
+    async def apply(self, event: Event, env: Envelope | None = None) -> Envelope:
+        env = env or envelope_for(event, "/test")
+        handler = handlers(self.settings)[event.TOPIC]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await handler(conn, event, env)
+        return env
+
+    def sender(self) -> Sender:
+        return Sender(self.pool, self.settings)
+
+    async def send_all(self) -> None:
+        sender = self.sender()
+        try:
+            await sender.run_once()
+        finally:
+            await sender.close()
+
+    async def deliveries(self, **where: Any) -> list[asyncpg.Record]:
+        clauses = " AND ".join(f"{k} = ${i + 1}" for i, k in enumerate(where)) or "true"
+        return await self.pool.fetch(
+            f"SELECT * FROM deliveries WHERE {clauses} ORDER BY created_at", *where.values()
+        )
+
+    async def program(self, definition: dict[str, Any] | None = None) -> uuid.UUID:
+        program_id = uuid.uuid4()
+        await self.apply(
+            ProgramPublished.model_validate(
+                {
+                    "program_id": program_id,
+                    "version": 1,
+                    "effective_from": NOW,
+                    "name": "Test program",
+                    "definition": {
+                        "destination_url": "https://shop.example.com/",
+                        **(definition or {}),
+                    },
+                }
+            )
+        )
+        return program_id
+
+    async def enrol(
+        self, program_id: uuid.UUID, *, email: str | None = None, locale: str = "en", **extra: Any
+    ) -> ParticipantEnrolled:
+        participant_id = uuid.uuid4()
+        event = ParticipantEnrolled(
+            participant_id=participant_id,
+            program_id=program_id,
+            external_user_id=f"u-{participant_id.hex[:6]}",
+            code="ABCDEFGH23",
+            link_url=f"https://ref.example.com/r/{participant_id.hex[:10]}",
+            email=email,
+            locale=locale,
+            enrolled_at=NOW,
+            **extra,
+        )
+        await self.apply(event)
+        return event
+
+    async def endpoint(
+        self, program_id: uuid.UUID, url: str, **columns: Any
+    ) -> tuple[uuid.UUID, str]:
+        endpoint_id, secret = uuid.uuid4(), new_webhook_secret()
+        await self.pool.execute(
+            "INSERT INTO webhook_endpoints (id, program_id, url, secret) VALUES ($1, $2, $3, $4)",
+            endpoint_id,
+            program_id,
+            url,
+            secret,
+        )
+        for column, value in columns.items():
+            await self.pool.execute(
+                f"UPDATE webhook_endpoints SET {column} = $2 WHERE id = $1", endpoint_id, value
+            )
+        return endpoint_id, secret
+
+
+@pytest.fixture
+async def world(database_url: str, smtp: SmtpServer) -> AsyncIterator[World]:
+    await migrated(database_url, "notifications")
+    settings = NotificationsSettings(
+        database_url=database_url,
+        admin_api_key=SecretStr("admin"),
+        smtp_host=smtp.host,
+        smtp_port=smtp.port,
+        smtp_timeout_s=2.0,
+        outbound_allow_private_networks=True,
+        notify_retry_schedule_s=[0.0, 0.0, 0.0, 0.0],
+        notify_webhook_disable_after=3,
+        notify_webhook_timeout_s=2.0,
+        notifications_public_url="https://notify.example.com",
+    )
+    pool = await create_pool(database_url)
+    try:
+        yield World(pool, settings, smtp)
+    finally:
+        await pool.close()
