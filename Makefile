@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: dev test test-unit test-integration test-e2e lint format journey migrate topics clean
+.PHONY: dev test test-unit test-integration test-e2e lint format journey migrate topics clean bench-redirect bench-pipeline chaos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,3 +59,11 @@ clean:
 ## Redirect benchmark: the links gateway against a raw-ASGI ceiling, 1k and 1M links (needs wrk).
 bench-redirect: $(VENV)/.installed
 	$(BIN)/python bench/redirect.py $(ARGS)
+
+## Referral journeys through the four services; prints throughput, latency, CPU and memory.
+bench-pipeline: $(VENV)/.installed
+	$(BIN)/python -m bench.pipeline $(ARGS)
+
+## Chaos run: journeys under process kills, broker pauses and Postgres restarts; checks invariants.
+chaos: $(VENV)/.installed
+	$(BIN)/python -m bench.chaos $(ARGS)

@@ -1,0 +1,339 @@
+"""Chaos run: referral journeys flow while processes are killed and the infrastructure stalls;
+then the system settles and the invariants are checked.
+
+Faults (chosen and timed from the seed): SIGKILL of a random service followed by a restart,
+SIGSTOP/SIGCONT of the broker for a few seconds, an immediate stop and restart of Postgres.
+A few deliberately malformed messages are injected too. Journeys are driven as a careful client
+would: every call carries an Idempotency-Key and is retried until it is answered.
+
+Invariants after settling:
+- every accepted conversion has exactly the rewards its rules give (one per side), no more;
+- the ledger balances (every entry and in total);
+- every referrer reward issued has its notification, exactly once;
+- no event is left unsent in any outbox;
+- dead-letter topics hold only the malformed messages this run injected.
+
+Not covered here: restarting the embedded broker. It keeps its log in memory only, so a restart
+loses acknowledged events; recovery is `python -m shared.messaging.replay --since <restart>`
+per service (docs/operations.md). On real Kafka with replication, acknowledged (acks=all)
+events survive a broker restart and no replay is needed.
+
+    python -m bench.chaos [--seeds N] [--faults F] [--journeys J] [--first-seed S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from devstack.stack import Stack, StackConfig, database_url_for
+from shared.contracts import TOPICS, ReferralConverted, dlq_topic
+
+SERVICES = ("links", "attribution", "rewards", "notifications")
+
+
+@dataclass
+class ChaosResult:
+    seed: int
+    faults: list[str] = field(default_factory=list)
+    accepted: int = 0
+    injected_ids: set[str] = field(default_factory=set)
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+async def _retrying(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str],
+    json: dict[str, Any] | None = None,
+    attempts: int = 200,
+) -> dict[str, Any]:
+    """A careful client: same Idempotency-Key on every retry, until the service answers."""
+    for _ in range(attempts):
+        try:
+            response = await http.request(method, url, headers=headers, json=json)
+            if response.status_code in (200, 201):
+                return response.json()  # type: ignore[no-any-return]
+            if response.status_code < 500 and response.status_code not in (403, 404, 409):
+                raise RuntimeError(f"{method} {url} -> {response.status_code}: {response.text}")
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.25)
+    raise RuntimeError(f"{method} {url} never succeeded")
+
+
+async def _journeys(
+    stack: Stack,
+    http: httpx.AsyncClient,
+    server: dict[str, str],
+    codes: list[str],
+    count: int,
+    rng: random.Random,
+    accepted: list[str],
+) -> None:
+    attribution = stack.url("attribution")
+    for i in range(count):
+        customer = f"chaos-{uuid.uuid4().hex[:10]}"
+        code = codes[rng.randrange(len(codes))]
+        await _retrying(
+            http,
+            "POST",
+            f"{attribution}/v1/signups",
+            headers={**server, "Idempotency-Key": f"s-{customer}"},
+            json={"customer_id": customer, "referral_code": code},
+        )
+        result = await _retrying(
+            http,
+            "POST",
+            f"{attribution}/v1/conversions",
+            headers={**server, "Idempotency-Key": f"c-{customer}"},
+            json={
+                "customer_id": customer,
+                "order_id": f"o-{customer}",
+                "amount": 1500 + i,
+                "currency": "USD",
+            },
+        )
+        accepted.append(result["conversion_id"])
+
+
+async def _inject_malformed(stack: Stack, count: int) -> set[str]:
+    ids: set[str] = set()
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for i in range(count):
+            event_id = str(uuid.uuid4())
+            ids.add(event_id)
+            headers = [
+                ("ce_specversion", b"1.0"),
+                ("ce_id", event_id.encode()),
+                ("ce_source", b"/chaos"),
+                ("ce_type", ReferralConverted.TYPE.encode()),
+            ]
+            await producer.send_and_wait(
+                ReferralConverted.TOPIC, value=b"{malformed %d" % i, key=b"chaos", headers=headers
+            )
+    finally:
+        await producer.stop()
+    return ids
+
+
+async def _fault(stack: Stack, rng: random.Random) -> str:
+    kind = rng.choice(["kill", "kill", "pause_broker", "restart_postgres"])
+    if kind == "kill":
+        service = rng.choice(SERVICES)
+        stack.stop_service(service, signal.SIGKILL, timeout_s=5)
+        await asyncio.sleep(rng.uniform(0.2, 1.5))
+        stack.start_service(service)
+        await stack.wait_ready(timeout_s=90, services=(service,))
+        return f"SIGKILL {service}, restarted"
+    if kind == "pause_broker":
+        assert stack.broker is not None and stack.broker.pid is not None
+        seconds = rng.uniform(2, 5)
+        os.kill(stack.broker.pid, signal.SIGSTOP)
+        await asyncio.sleep(seconds)
+        os.kill(stack.broker.pid, signal.SIGCONT)
+        return f"broker paused {seconds:.1f}s"
+    assert stack.postgres is not None
+    await asyncio.to_thread(stack.postgres.kill)
+    await asyncio.sleep(rng.uniform(0.5, 2))
+    await asyncio.to_thread(stack.postgres.start)
+    return "postgres stopped (immediate) and restarted"
+
+
+async def _dead_letter_ids(stack: Stack) -> set[str]:
+    """The ce_id of every dead letter. DLQ writes are at-least-once (a consumer killed between
+    dead-lettering and committing its offset dead-letters the message again), so ids count."""
+    consumer = AIOKafkaConsumer(
+        *[dlq_topic(t) for t in TOPICS],
+        bootstrap_servers=stack.bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        fetch_max_wait_ms=20,
+    )
+    await consumer.start()
+    try:
+        ids: set[str] = set()
+        while batch := await consumer.getmany(timeout_ms=1500):
+            for records in batch.values():
+                ids.update(dict(r.headers).get("ce_id", b"?").decode() for r in records)
+        return ids
+    finally:
+        await consumer.stop()
+
+
+async def _check(stack: Stack, result: ChaosResult, accepted: list[str]) -> None:
+    ids = [uuid.UUID(c) for c in accepted]
+    dbs = {s: await asyncpg.connect(database_url_for(stack.server_url, s)) for s in SERVICES}
+    try:
+        deadline = asyncio.get_running_loop().time() + 120
+        while True:
+            rows = await dbs["rewards"].fetch(
+                "SELECT conversion_id, side, count(*) AS n FROM rewards "
+                "WHERE conversion_id = ANY($1::uuid[]) GROUP BY conversion_id, side",
+                ids,
+            )
+            unsent = {
+                s: await db.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+                for s, db in dbs.items()
+            }
+            notified = await dbs["notifications"].fetchval(
+                "SELECT count(*) FROM notifications WHERE kind = 'reward_issued'"
+            )
+            issued_referrer = await dbs["rewards"].fetchval(
+                "SELECT count(*) FROM rewards WHERE side = 'referrer' AND status = 'issued'"
+            )
+            settled = (
+                len(rows) == 2 * len(ids)
+                and not any(unsent.values())
+                and notified >= issued_referrer
+            )
+            if settled or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        per = {(r["conversion_id"], r["side"]): r["n"] for r in rows}
+        missing = [c for c in ids for side in ("referrer", "referee") if (c, side) not in per]
+        doubled = [k for k, n in per.items() if n != 1]
+        if missing:
+            result.violations.append(f"{len(missing)} reward(s) missing")
+        if doubled:
+            result.violations.append(f"{len(doubled)} reward(s) duplicated")
+        unbalanced = await dbs["rewards"].fetchval(
+            "SELECT count(*) FROM (SELECT entry_id FROM ledger_postings GROUP BY entry_id, unit "
+            "HAVING sum(amount) <> 0) x"
+        )
+        total = await dbs["rewards"].fetchval(
+            "SELECT coalesce(sum(amount), 0) FROM ledger_postings"
+        )
+        if unbalanced or total:
+            result.violations.append(f"ledger unbalanced ({unbalanced} entries, total {total})")
+        if notified != issued_referrer:
+            result.violations.append(
+                f"{issued_referrer} referrer rewards issued but {notified} notifications"
+            )
+        if any(unsent.values()):
+            result.violations.append(f"unsent outbox rows: {unsent}")
+        dead = await _dead_letter_ids(stack)
+        if dead != result.injected_ids:
+            result.violations.append(
+                f"DLQs hold {len(dead)} distinct message(s), {len(result.injected_ids)} injected"
+            )
+    finally:
+        for db in dbs.values():
+            await db.close()
+
+
+async def chaos_run(seed: int, *, faults: int, journeys: int, root: Path) -> ChaosResult:
+    rng = random.Random(seed)
+    result = ChaosResult(seed)
+    config = StackConfig.for_tests(root)
+    stack = Stack(config)
+    try:
+        await stack.start()
+        admin = {"Authorization": f"Bearer {stack.admin_api_key}"}
+        async with httpx.AsyncClient(timeout=10) as http:
+            links = stack.url("links")
+            program = await _retrying(
+                http,
+                "POST",
+                f"{links}/v1/programs",
+                headers=admin,
+                json={
+                    "name": f"chaos {seed}",
+                    "definition": {
+                        "destination_url": "https://shop.example.com/",
+                        "rewards": {
+                            "referrer": {"amount": 1000, "unit": "USD"},
+                            "referee": {"amount": 1000, "unit": "USD"},
+                        },
+                        "fraud": {"velocity": {"action": "allow"}},
+                    },
+                },
+            )
+            key = await _retrying(
+                http, "POST", f"{links}/v1/programs/{program['id']}/keys", headers=admin
+            )
+            server = {"Authorization": f"Bearer {key['secret_key']}"}
+            codes = []
+            for i in range(5):
+                p = await _retrying(
+                    http,
+                    "POST",
+                    f"{links}/v1/programs/{program['id']}/participants",
+                    headers=server,
+                    json={"external_user_id": f"c{seed}-{i}"},
+                )
+                codes.append(p["code"])
+            await asyncio.sleep(1.0)  # the key and codes reach attribution by events
+            accepted: list[str] = []
+            driver = asyncio.create_task(
+                _journeys(stack, http, server, codes, journeys, rng, accepted)
+            )
+            result.injected_ids = await _inject_malformed(stack, rng.randint(1, 3))
+            for _ in range(faults):
+                await asyncio.sleep(rng.uniform(0.3, 1.5))
+                result.faults.append(await _fault(stack, rng))
+            await driver
+            result.accepted = len(accepted)
+            await _check(stack, result, accepted)
+    finally:
+        stack.stop()
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument("--faults", type=int, default=10)
+    parser.add_argument("--journeys", type=int, default=60)
+    args = parser.parse_args()
+    violations = 0
+    injected = 0
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        root = Path(tempfile.mkdtemp(prefix=f"refplat-chaos-{seed}-"))
+        root.chmod(0o755)  # the embedded Postgres may run as another user
+        try:
+            result = asyncio.run(
+                chaos_run(seed, faults=args.faults, journeys=args.journeys, root=root)
+            )
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        injected += len(result.faults)
+        violations += len(result.violations)
+        print(
+            f"seed={seed} accepted={result.accepted} faults={len(result.faults)} "
+            f"violations={len(result.violations)}"
+        )
+        for fault in result.faults:
+            print(f"  fault: {fault}")
+        for violation in result.violations:
+            print(f"  VIOLATION: {violation}")
+    print(f"chaos: runs={args.seeds} faults={injected} violations={violations}")
+    return 1 if violations else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
