@@ -17,6 +17,8 @@ import httpx
 
 from devstack.stack import DEFAULT_PORTS
 
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0"
+
 
 @dataclass
 class Urls:
@@ -111,7 +113,8 @@ async def run_journey(
         )
 
         redirect = await http.get(
-            participant["link_url"].replace(participant["link_url"].split("/r/")[0], urls.links)
+            participant["link_url"].replace(participant["link_url"].split("/r/")[0], urls.links),
+            headers={"User-Agent": BROWSER},  # the friend's browser: bots are not attributed
         )
         if redirect.status_code != 302:
             raise RuntimeError(f"redirect answered {redirect.status_code}")

@@ -525,6 +525,11 @@ class ClickCapture:
     def close(self) -> None:
         self._rotate()
         if self._lock_fh is not None:
+            if not any(self.journal_dir.glob(f"{_SEGMENT_PREFIX}*.log")):
+                # Nothing left to replay: leave no empty folder behind (still holding the lock).
+                with contextlib.suppress(OSError):
+                    (self.journal_dir / ".lock").unlink()
+                    self.journal_dir.rmdir()
             self._lock_fh.close()
             self._lock_fh = None
 

@@ -21,8 +21,8 @@ class LinksSettings(ServiceSettings):
     click_journal_dir: str | None = None  # default: <tmp>/referral-links-clicks-<port>
     click_send_timeout_s: float = 2.0
     # User agents that crawlerdetect lists but that resolve links for a person (an app's
-    # HTTP stack). python-httpx is here for the dev journey and the e2e tests.
-    click_allowed_agents: str = r"^(python-httpx|okhttp|Dalvik|CFNetwork)/"
+    # HTTP stack).
+    click_allowed_agents: str = r"^(okhttp|Dalvik|CFNetwork)/"
     # Visitor hashes are HMACs under a daily key derived from this secret (shared by every
     # replica so that they agree); defaults to a key derived from ADMIN_API_KEY.
     visitor_hash_secret: SecretStr | None = None
