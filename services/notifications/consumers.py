@@ -3,7 +3,6 @@ to be sent (the sender task makes the external calls): see README.md, "Delivery 
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -37,29 +36,6 @@ def _data(event: Event) -> dict[str, Any]:
     return event.model_dump(mode="json")
 
 
-async def schedule_reminder(
-    conn: asyncpg.Connection,
-    *,
-    program_id: UUID,
-    participant_id: UUID,
-    kind: str,
-    dedupe: str,
-    due_at: datetime,
-    data: dict[str, Any] | None = None,
-) -> None:
-    await conn.execute(
-        "INSERT INTO reminders (id, program_id, participant_id, kind, dedupe, data, due_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-        uuid.uuid4(),
-        program_id,
-        participant_id,
-        kind,
-        dedupe,
-        data or {},
-        due_at,
-    )
-
-
 def handlers(settings: NotificationsSettings) -> dict[str, Handler]:
     async def on_program_published(
         conn: asyncpg.Connection, event: ProgramPublished, _: Envelope
@@ -73,6 +49,42 @@ def handlers(settings: NotificationsSettings) -> dict[str, Handler]:
             event.name,
             event.definition.model_dump(mode="json"),
         )
+        await _catch_up(conn, event.program_id)
+
+    async def _catch_up(conn: asyncpg.Connection, program_id: UUID) -> None:
+        """Events of other topics can be handled before the program's own: reminders planned
+        without it are moved to its delay, and nudges it implies are queued now."""
+        definition = await repo.definition(conn, program_id)
+        days = repo.policy_of(definition).share_reminder_days
+        if days is not None:
+            await conn.execute(
+                "UPDATE reminders SET due_at = (data->>'scheduled_at')::timestamptz "
+                "+ make_interval(secs => $2) WHERE program_id = $1 AND kind = 'share_reminder' "
+                "AND done_at IS NULL AND data ? 'scheduled_at'",
+                program_id,
+                days * settings.notify_reminder_day_s,
+            )
+        thresholds = repo.milestone_thresholds(definition)
+        if not thresholds or not repo.policy_of(definition).milestone_nudge:
+            return
+        rows = await conn.fetch(
+            "SELECT participant_id, converted FROM participant_progress WHERE program_id = $1 "
+            "AND converted + 1 = ANY($2::int[])",
+            program_id,
+            thresholds,
+        )
+        for row in rows:
+            threshold = one_away(thresholds, row["converted"])
+            if threshold is not None:
+                await repo.schedule_reminder(
+                    conn,
+                    program_id=program_id,
+                    participant_id=row["participant_id"],
+                    kind="milestone_nudge",
+                    dedupe=str(threshold),
+                    due_at=datetime.now(UTC),
+                    data={"threshold": threshold, "converted": row["converted"]},
+                )
 
     async def on_participant_enrolled(
         conn: asyncpg.Connection, event: ParticipantEnrolled, env: Envelope
@@ -118,14 +130,15 @@ def handlers(settings: NotificationsSettings) -> dict[str, Handler]:
         if days is not None:
             # Counted from now rather than enrolled_at, so a replayed log does not fire
             # every old reminder at once.
-            due = datetime.now(UTC) + timedelta(seconds=days * settings.notify_reminder_day_s)
-            await schedule_reminder(
+            now = datetime.now(UTC)
+            await repo.schedule_reminder(
                 conn,
                 program_id=event.program_id,
                 participant_id=event.participant_id,
                 kind="share_reminder",
                 dedupe="",
-                due_at=due,
+                due_at=now + timedelta(seconds=days * settings.notify_reminder_day_s),
+                data={"scheduled_at": now.isoformat()},
             )
 
     async def on_link_clicked(conn: asyncpg.Connection, event: LinkClicked, _: Envelope) -> None:
@@ -185,18 +198,18 @@ def handlers(settings: NotificationsSettings) -> dict[str, Handler]:
         if event.sequence != 1:
             return  # milestones count referrals, not recurring purchases
         converted = await conn.fetchval(
-            "UPDATE participants SET converted = converted + 1 WHERE participant_id = $1 "
-            "RETURNING converted",
+            "INSERT INTO participant_progress (participant_id, program_id, converted) "
+            "VALUES ($1, $2, 1) ON CONFLICT (participant_id) DO UPDATE "
+            "SET converted = participant_progress.converted + 1 RETURNING converted",
             event.referrer_id,
+            event.program_id,
         )
-        if converted is None:
-            return
         definition = await repo.definition(conn, event.program_id)
         who = await repo.participant(conn, event.referrer_id)
         policy = repo.policy_of(definition, who.variant if who else None)
         threshold = one_away(repo.milestone_thresholds(definition), converted)
         if policy.milestone_nudge and threshold is not None:
-            await schedule_reminder(
+            await repo.schedule_reminder(
                 conn,
                 program_id=event.program_id,
                 participant_id=event.referrer_id,

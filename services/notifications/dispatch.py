@@ -8,7 +8,7 @@ are left ``pending`` for the sender, or ``skipped`` with the reason."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +23,12 @@ from services.notifications.render import Rendered, TemplateInvalid, render
 from services.notifications.settings import NotificationsSettings
 from services.notifications.unsubscribe import make_token
 from services.notifications.webhooks import body_for
+
+# The reminder kind of a message waiting for its participant's enrolment, how long between
+# looks, and how many looks before it goes out without the participant's details.
+DEFERRED = "deferred"
+DEFER_S = 2.0
+DEFER_TRIES = 30
 
 
 async def _insert(
@@ -88,20 +94,28 @@ async def to_participant(
     program_id: UUID,
     participant_id: UUID,
     variables: dict[str, Any],
+    defer_if_unknown: bool = True,
 ) -> None:
     """The in-app item (if the trigger has one) and the email for one participant."""
-    who = await repo.participant(conn, participant_id) or repo.Participant(
-        # Not enrolled here yet (events of other topics may overtake the enrolment): the
-        # feed still gets its item, the email is logged as skipped for want of an address.
-        participant_id,
-        program_id,
-        None,
-        "en",
-        "",
-        None,
-        None,
-        False,
-    )
+    who = await repo.participant(conn, participant_id)
+    if who is None and defer_if_unknown:
+        # Topics are not ordered with each other: a reward can be handled before the
+        # enrolment that tells us the address and language. Try again shortly, as the
+        # same event (the scheduler passes this event id on).
+        await repo.schedule_reminder(
+            conn,
+            program_id=program_id,
+            participant_id=participant_id,
+            kind=DEFERRED,
+            dedupe=f"{event_id}:{trigger}",
+            due_at=datetime.now(UTC) + timedelta(seconds=DEFER_S),
+            data={"event_id": str(event_id), "trigger": trigger, "variables": variables},
+        )
+        return
+    if who is None:
+        # Still unknown after waiting: the feed gets its item in English, the email is
+        # logged as skipped for want of an address.
+        who = repo.Participant(participant_id, program_id, None, "en", "", None, None, False)
     spec = TRIGGERS[trigger]
     definition = await repo.definition(conn, who.program_id)
     policy = repo.policy_of(definition, who.variant)

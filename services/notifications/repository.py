@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -137,3 +139,26 @@ async def template(
 def ops_key(address: str) -> str:
     """A recipient key for an ops address that does not carry the address itself."""
     return "ops:" + hashlib.sha256(address.lower().encode()).hexdigest()[:24]
+
+
+async def schedule_reminder(
+    conn: asyncpg.Connection,
+    *,
+    program_id: UUID,
+    participant_id: UUID,
+    kind: str,
+    dedupe: str,
+    due_at: datetime,
+    data: dict[str, Any] | None = None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO reminders (id, program_id, participant_id, kind, dedupe, data, due_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        uuid.uuid4(),
+        program_id,
+        participant_id,
+        kind,
+        dedupe,
+        data or {},
+        due_at,
+    )

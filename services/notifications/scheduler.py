@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from typing import Any
 
 import asyncpg
@@ -25,6 +26,36 @@ _CLAIM = (
     "SELECT id, program_id, participant_id, kind, data FROM reminders "
     "WHERE done_at IS NULL AND due_at <= now() ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED"
 )
+
+
+async def _deferred(
+    conn: asyncpg.Connection, settings: NotificationsSettings, reminder: dict[str, Any]
+) -> str:
+    """A message that waited for its participant's enrolment: send it if they are known now
+    (or, after the last look, without their details); otherwise look again later."""
+    data = dict(reminder["data"])
+    known = await repo.participant(conn, reminder["participant_id"]) is not None
+    tries = int(data.get("tries", 0)) + 1
+    if not known and tries < dispatch.DEFER_TRIES:
+        await conn.execute(
+            "UPDATE reminders SET data = $2, due_at = now() + make_interval(secs => $3) "
+            "WHERE id = $1",
+            reminder["id"],
+            {**data, "tries": tries},
+            dispatch.DEFER_S,
+        )
+        return "waiting"
+    await dispatch.to_participant(
+        conn,
+        settings,
+        event_id=uuid.UUID(data["event_id"]),
+        trigger=data["trigger"],
+        program_id=reminder["program_id"],
+        participant_id=reminder["participant_id"],
+        variables=data["variables"],
+        defer_if_unknown=False,
+    )
+    return "sent" if known else "sent without the participant's details"
 
 
 async def _decide(conn: asyncpg.Connection, reminder: dict[str, Any]) -> str | None:
@@ -51,6 +82,15 @@ async def run_due(pool: asyncpg.Pool, settings: NotificationsSettings, limit: in
     async with pool.acquire() as conn, conn.transaction():
         rows = [dict(r) for r in await conn.fetch(_CLAIM, limit)]
         for reminder in rows:
+            if reminder["kind"] == dispatch.DEFERRED:
+                outcome = await _deferred(conn, settings, reminder)
+                if outcome != "waiting":
+                    await conn.execute(
+                        "UPDATE reminders SET done_at = now(), outcome = $2 WHERE id = $1",
+                        reminder["id"],
+                        outcome,
+                    )
+                continue
             reason = await _decide(conn, reminder)
             if reason is None:
                 await dispatch.to_participant(

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from devstack.journey import Urls, eventually
+from devstack.journey import BROWSER, Urls, eventually
 from devstack.stack import Stack
 from tests.integration.notifications.receivers import SmtpServer, WebhookReceiver
 
@@ -125,7 +125,9 @@ async def test_a_referral_is_told_by_email_and_signed_webhooks(
         assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
         # Click, signup, conversion through links and attribution.
-        redirect = await http.get(f"{urls.links}/r/{participant['code']}")
+        redirect = await http.get(
+            f"{urls.links}/r/{participant['code']}", headers={"User-Agent": BROWSER}
+        )
         click_id = parse_qs(urlsplit(redirect.headers["location"]).query)["ref_click"][0]
         await eventually(lambda: _status(http, f"{urls.attribution}/v1/clicks/{click_id}", server))
         customer = f"cust-{uuid.uuid4().hex[:8]}"

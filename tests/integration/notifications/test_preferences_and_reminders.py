@@ -12,6 +12,7 @@ from services.notifications.unsubscribe import make_token, read_token
 from shared.contracts import (
     LinkClicked,
     ParticipantErased,
+    ProgramPublished,
     ReferralConverted,
     RewardFailed,
     RewardIssued,
@@ -232,3 +233,35 @@ async def erase_again_then_reenrol(world: World, enrolled: object) -> None:
         "SELECT 1 FROM reminders WHERE participant_id = $1 AND done_at IS NULL",
         enrolled.participant_id,
     )
+
+
+async def test_a_program_published_after_its_participants_events_catches_up(
+    world: World,
+) -> None:
+    """Topics are not ordered with each other: the enrolment and a conversion can be handled
+    before the program's own event. Its delay and its milestones then apply on arrival."""
+    program_id = uuid.uuid4()
+    ada = await world.enrol(program_id, email="ada@example.com")
+    default_due = await world.pool.fetchval("SELECT due_at FROM reminders")
+    await world.apply(_converted(program_id, ada.participant_id))
+    assert not await world.pool.fetch("SELECT 1 FROM reminders WHERE kind = 'milestone_nudge'")
+    await world.apply(
+        ProgramPublished.model_validate(
+            {
+                "program_id": program_id,
+                "version": 1,
+                "effective_from": NOW,
+                "name": "Late",
+                "definition": {
+                    "destination_url": "https://shop.example.com/",
+                    "rewards": {"milestones": [{"threshold": 2, "perk": "Mug"}]},
+                    "notifications": {"share_reminder_days": 1},
+                },
+            }
+        )
+    )
+    due = await world.pool.fetchval("SELECT due_at FROM reminders WHERE kind = 'share_reminder'")
+    assert (default_due - due).total_seconds() == 2 * world.settings.notify_reminder_day_s
+    await scheduler.run_due(world.pool, world.settings)
+    [nudge] = await world.deliveries(trigger="milestone_nudge", channel="email")
+    assert nudge["status"] == "pending"

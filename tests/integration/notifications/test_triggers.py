@@ -7,7 +7,13 @@ import uuid
 
 from standardwebhooks.webhooks import Webhook
 
-from shared.contracts import MilestoneReached, ReferralFlagged, RewardIssued
+from services.notifications import scheduler
+from shared.contracts import (
+    MilestoneReached,
+    ParticipantEnrolled,
+    ReferralFlagged,
+    RewardIssued,
+)
 from shared.contracts.referrals import RuleOutcome
 from tests.integration.notifications.conftest import NOW, World
 from tests.integration.notifications.receivers import WebhookReceiver
@@ -109,3 +115,39 @@ async def test_a_coupon_code_is_in_the_reward_message_and_milestone_grants_are_n
     items = await world.pool.fetch("SELECT kind, body FROM notifications ORDER BY created_at")
     assert [i["kind"] for i in items] == ["welcome", "reward_issued"]
     assert items[1]["body"] == "You earned $20.00 for a referral. Your code: SAVE20-XK2P"
+
+
+async def test_a_reward_handled_before_the_enrolment_waits_for_it(world: World) -> None:
+    """Topics are not ordered with each other: the reward can come first. Its message waits
+    (as the same event) until the enrolment tells the address and the language."""
+    program_id = await world.program()
+    participant_id = uuid.uuid4()
+    reward = _reward(program_id, participant_id)
+    env = await world.apply(reward)
+    assert not await world.deliveries(participant_id=participant_id)
+    await world.pool.execute("UPDATE reminders SET due_at = now()")
+    await scheduler.run_due(world.pool, world.settings)  # still unknown: looks again later
+    [waiting] = await world.pool.fetch("SELECT data, done_at FROM reminders")
+    assert waiting["done_at"] is None and waiting["data"]["tries"] == 1
+    await world.apply(
+        ParticipantEnrolled(
+            participant_id=participant_id,
+            program_id=program_id,
+            external_user_id="late",
+            code="LATE000001",
+            link_url="https://ref.example.com/r/LATE000001",
+            email="late@example.com",
+            locale="ar",
+            enrolled_at=NOW,
+        )
+    )
+    await world.pool.execute("UPDATE reminders SET due_at = now() WHERE kind = 'deferred'")
+    await scheduler.run_due(world.pool, world.settings)
+    rows = await world.deliveries(trigger="reward_issued")
+    assert {(r["channel"], str(r["event_id"])) for r in rows} == {
+        ("in_app", env.id),
+        ("email", env.id),
+    }
+    await world.send_all()
+    subjects = sorted(m["Subject"] for m in world.smtp.to("late@example.com"))
+    assert subjects == sorted(["مرحبًا بك في برنامج الإحالة", "لقد ربحت مكافأة"])
