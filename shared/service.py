@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from starlette.types import ASGIApp
 
 from shared.db import create_pool
 from shared.http import health
@@ -127,7 +128,6 @@ def create_service_app(
             await producer.stop()
             await pool.close()
             log.info("%s stopped", settings.service_name)
-            shutdown_tracing()
 
     app = FastAPI(title=title, version="1.0.0", lifespan=lifespan)
     install_problem_handlers(app)
@@ -153,7 +153,7 @@ def create_service_app(
     return app
 
 
-def serve(app: FastAPI, settings: ServiceSettings) -> None:
+def serve(app: ASGIApp, settings: ServiceSettings) -> None:
     """Run one service process. Process-wide set-up (logging, tracing, client
     instrumentation) happens here, not in the app factory, so tests can build apps freely."""
     setup_logging(settings.service_name, settings.log_level)
@@ -168,3 +168,4 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         access_log=False,
         timeout_graceful_shutdown=int(_SHUTDOWN_TIMEOUT_S),
     )
+    shutdown_tracing()  # flush the last spans

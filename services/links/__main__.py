@@ -1,7 +1,3 @@
-from typing import cast
-
-from fastapi import FastAPI
-
 from services.links.app import create_app
 from services.links.redirect import Gateway
 from services.links.settings import LinksSettings
@@ -10,4 +6,4 @@ from shared.service import serve
 settings = LinksSettings()
 app = create_app(settings)
 # uvicorn calls the raw-ASGI gateway first: a redirect never enters FastAPI at all.
-serve(cast(FastAPI, Gateway(app, app.state.slot)), settings)
+serve(Gateway(app, app.state.slot), settings)

@@ -21,10 +21,18 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 SCHEMA_FILE = REPO.parent / "shared/schemas/compose-spec.json"
 
 APP_SERVICES = {"links": 8001, "attribution": 8002, "rewards": 8003, "notifications": 8004}
-INFRA_SERVICES = {"kafka", "postgres", "otel-collector", "jaeger", "migrate"}
+INFRA_SERVICES = {"kafka", "postgres", "otel-collector", "jaeger", "migrate", "mailpit"}
+# Secrets that exactly one service needs; compose must refuse to start without them.
+SERVICE_SECRETS = {
+    "PII_HASH_KEY": "attribution",
+    "VISITOR_HASH_SECRET": "links",
+    "UNSUBSCRIBE_SECRET": "notifications",
+}
 
 # A value that is nothing but a required-variable reference: ${NAME:?message} or ${NAME?message}.
 REQUIRED_VAR = re.compile(r"^\$\{(?P<name>[A-Z][A-Z0-9_]*):?\?[^}]*\}$")
+# Required and non-empty: ${NAME:?message} only (an empty key is as bad as none).
+REQUIRED_NON_EMPTY = re.compile(r"^\$\{(?P<name>[A-Z][A-Z0-9_]*):\?[^}]+\}$")
 SECRET_KEY_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|API_KEY|PRIVATE_KEY)", re.IGNORECASE)
 # postgresql://user:password@host:port/db
 DB_URL = re.compile(
@@ -228,6 +236,56 @@ def test_admin_api_key_comes_from_the_environment() -> None:
         value = env_of(name)["ADMIN_API_KEY"]
         match = REQUIRED_VAR.match(value)
         assert match and match["name"] == "ADMIN_API_KEY", f"{name}: ADMIN_API_KEY={value!r}"
+
+
+@pytest.mark.parametrize("key", sorted(SERVICE_SECRETS))
+def test_service_secret_is_required_and_only_given_to_its_service(key: str) -> None:
+    owner = SERVICE_SECRETS[key]
+    value = env_of(owner).get(key)
+    assert value is not None, f"{owner}: {key} missing"
+    match = REQUIRED_NON_EMPTY.match(value)
+    assert match and match["name"] == key, f"{owner}: {key}={value!r}, want ${{{key}:?...}}"
+    holders = [svc for svc, k, v in all_environments() if k == key or f"${{{key}" in v]
+    assert holders == [owner], f"{key} must reach {owner} only, not {holders}"
+
+
+def test_notifications_sends_mail_to_mailpit() -> None:
+    mailpit = services()["mailpit"]
+    assert mailpit["image"].startswith("axllent/mailpit:")
+    assert any(str(p).endswith("8025:8025") for p in mailpit["ports"]), "web UI published"
+    env = env_of("notifications")
+    assert env["SMTP_HOST"] == "mailpit"
+    assert env["SMTP_PORT"] == "1025"
+    assert "@" in env["NOTIFY_MAIL_FROM"]
+    assert env["NOTIFICATIONS_PUBLIC_URL"], "base URL of the unsubscribe links"
+    assert "localhost:8004" in env["NOTIFICATIONS_PUBLIC_URL"]
+    assert depends_on("notifications")["mailpit"]["condition"] == "service_started"
+    for key in ("SMTP_USERNAME", "SMTP_PASSWORD"):
+        value = env.get(key)
+        assert value is None or REQUIRED_VAR.match(value), f"{key}: no literal credentials"
+
+
+def test_links_journals_clicks_on_a_named_volume() -> None:
+    links = services()["links"]
+    env = env_of("links")
+    journal = env["CLICK_JOURNAL_DIR"]
+    mounts = [v for v in links.get("volumes", []) if isinstance(v, str)]
+    on = [m for m in mounts if m.split(":")[1] == journal]
+    assert len(on) == 1, f"CLICK_JOURNAL_DIR {journal} must be a mounted volume"
+    volume = on[0].split(":")[0]
+    assert volume in compose()["volumes"], "a named volume: it survives container restarts"
+    assert not on[0].endswith(":ro")
+    assert links["read_only"] is True, "the root filesystem stays read-only"
+    # A new named volume belongs to root: a one-shot step hands it to the app user first.
+    (init,) = [
+        name
+        for name, svc in services().items()
+        if name != "links" and any(str(v).startswith(f"{volume}:") for v in svc.get("volumes", []))
+    ]
+    assert depends_on("links")[init]["condition"] == "service_completed_successfully"
+    assert "10001:10001" in " ".join(services()[init]["entrypoint"])
+    assert services()[init]["cap_add"] == ["CHOWN"]
+    assert env["FORWARDED_ALLOW_IPS"] == "*", "the proxy in front is local"
 
 
 def test_no_literal_secret_values() -> None:

@@ -30,6 +30,14 @@ SERVICES = {"links": 8001, "attribution": 8002, "rewards": 8003, "notifications"
 CONSUMERS = ("attribution", "rewards", "notifications")
 SECRET_NAME = "referral-platform-secrets"
 SECRET_KEYS = {"ADMIN_API_KEY", *(f"{s.upper()}_DATABASE_URL" for s in SERVICES)}
+# Secret keys that exactly one service needs: key -> (that service, optional in the Secret).
+SERVICE_SECRETS = {
+    "PII_HASH_KEY": ("attribution", False),
+    "VISITOR_HASH_SECRET": ("links", False),
+    "UNSUBSCRIBE_SECRET": ("notifications", False),
+    "SMTP_USERNAME": ("notifications", True),
+    "SMTP_PASSWORD": ("notifications", True),
+}
 APP_UID = 10001
 
 # Oldest Kubernetes minor we support; objects are validated against it and the newest known.
@@ -257,6 +265,80 @@ def test_configmap_has_the_shared_settings(target: str) -> None:
         assert data.get(key), key
     assert data["KAFKA_ENABLE_IDEMPOTENCE"] == "true"
     assert data["HOST"] == "0.0.0.0"
+    for key in ("SMTP_HOST", "SMTP_PORT", "NOTIFY_MAIL_FROM", "NOTIFICATIONS_PUBLIC_URL"):
+        assert data.get(key), key
+    assert int(data["SMTP_PORT"]) in (465, 587), "the egress NetworkPolicy allows 465 and 587"
+    assert "@" in data["NOTIFY_MAIL_FROM"]
+
+
+def secret_refs(container: Obj) -> dict[str, Obj]:
+    """Secret key -> its secretKeyRef, for every env entry of the container."""
+    return {
+        e["valueFrom"]["secretKeyRef"]["key"]: e["valueFrom"]["secretKeyRef"]
+        for e in container.get("env", [])
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("key", sorted(SERVICE_SECRETS))
+def test_service_secret_goes_only_to_its_own_service(target: str, key: str) -> None:
+    owner, optional = SERVICE_SECRETS[key]
+    holders = []
+    for name, spec in workloads(target):
+        for container in spec["containers"] + spec.get("initContainers", []):
+            ref = secret_refs(container).get(key)
+            if ref is None:
+                continue
+            holders.append(name)
+            assert ref["name"] == SECRET_NAME, f"{name}: {key}"
+            assert ref.get("optional", False) is optional, f"{name}: {key} optional={optional}"
+            (entry,) = [
+                e
+                for e in container["env"]
+                if e.get("valueFrom", {}).get("secretKeyRef", {}).get("key") == key
+            ]
+            assert entry["name"] == key, f"{name}: {key} is read under its own name"
+            for e in container.get("envFrom", []):
+                assert "secretRef" not in e, f"{name}: no blanket secret envFrom"
+    assert holders == [owner], f"{key} must reach {owner} only, not {holders}"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_links_journals_clicks_on_a_writable_volume(target: str) -> None:
+    spec = pod_spec(of_kind(target, "Deployment")["links"])
+    (container,) = spec["containers"]
+    env = env_map(container)
+    journal = env["CLICK_JOURNAL_DIR"]["value"]
+    assert journal.startswith("/") and not journal.startswith("/tmp"), journal
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    mounts = [
+        m
+        for m in container["volumeMounts"]
+        if journal == m["mountPath"] or journal.startswith(m["mountPath"].rstrip("/") + "/")
+    ]
+    assert len(mounts) == 1, f"CLICK_JOURNAL_DIR {journal} must be on exactly one volume"
+    (mount,) = mounts
+    assert not mount.get("readOnly", False), "the journal volume must be writable"
+    assert mount["mountPath"] != "/tmp", "its own volume, not the small /tmp scratch space"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    volume = volumes[mount["name"]]
+    assert "emptyDir" in volume, "per-pod journal: survives container restarts, not the pod"
+    assert volume["emptyDir"].get("sizeLimit"), "bounded, or an outage fills the node's disk"
+    assert spec["securityContext"]["fsGroup"] == APP_UID, "emptyDir writable by the app user"
+    # The journal is drained on SIGTERM: the pod must get time for preStop + drain.
+    assert spec["terminationGracePeriodSeconds"] >= 20
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_links_trusts_forwarded_headers_only_from_the_ingress(target: str) -> None:
+    (container,) = pod_spec(of_kind(target, "Deployment")["links"])["containers"]
+    allowed = env_map(container)["FORWARDED_ALLOW_IPS"]["value"]
+    assert allowed and "*" not in allowed, "any pod could forge the visitor address"
+    for other, deployment in of_kind(target, "Deployment").items():
+        if other != "links":
+            (c,) = pod_spec(deployment)["containers"]
+            assert "CLICK_JOURNAL_DIR" not in env_map(c), other
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -333,8 +415,9 @@ def test_ingress_routes(target: str) -> None:
             routes.setdefault(backend["name"], set()).add(path["path"])
             hosts.setdefault(backend["name"], set()).add(rule["host"])
     assert routes["links"] == {"/r", "/v1"}
-    for name in CONSUMERS:
+    for name in ("attribution", "rewards"):
         assert routes[name] == {"/v1"}
+    assert routes["notifications"] == {"/v1", "/unsubscribe"}, "unsubscribe links are public"
     all_paths = set().union(*routes.values())
     assert not all_paths & {"/healthz", "/readyz", "/metrics", "/"}, (
         "internal endpoints stay internal"
@@ -346,6 +429,8 @@ def test_ingress_routes(target: str) -> None:
     (cm,) = of_kind(target, "ConfigMap").values()
     public = cm["data"]["PUBLIC_BASE_URL"].split("://", 1)[1].rstrip("/")
     assert public in hosts["links"], "PUBLIC_BASE_URL is the links host"
+    notifications = cm["data"]["NOTIFICATIONS_PUBLIC_URL"].split("://", 1)[1].rstrip("/")
+    assert notifications in hosts["notifications"], "unsubscribe links point at notifications"
 
 
 def test_prod_ingress_has_tls_for_every_host() -> None:
