@@ -36,7 +36,41 @@ def _data(event: Event) -> dict[str, Any]:
     return event.model_dump(mode="json")
 
 
+async def _webhooks(
+    conn: asyncpg.Connection, env: Envelope, event: Any, occurred_at: Any, participant_id: Any
+) -> None:
+    """The event, as it is, to the program's webhook endpoints that subscribe to it."""
+    await dispatch.to_webhooks(
+        conn,
+        event_id=env.id,
+        program_id=event.program_id,
+        event_type=event.TOPIC,
+        occurred_at=occurred_at,
+        data=_data(event),
+        participant_id=participant_id,
+    )
+
+
 def handlers(settings: NotificationsSettings) -> dict[str, Handler]:
+    async def _tell(
+        conn: asyncpg.Connection,
+        env: Envelope,
+        event: Any,
+        trigger: str,
+        participant_id: Any,
+        variables: dict[str, Any],
+    ) -> None:
+        """One message to a participant, on each channel their preferences allow."""
+        await dispatch.to_participant(
+            conn,
+            settings,
+            event_id=env.id,
+            trigger=trigger,
+            program_id=event.program_id,
+            participant_id=participant_id,
+            variables=variables,
+        )
+
     async def on_program_published(
         conn: asyncpg.Connection, event: ProgramPublished, _: Envelope
     ) -> None:
@@ -107,24 +141,15 @@ def handlers(settings: NotificationsSettings) -> dict[str, Handler]:
             event.participant_id,
         ):
             return  # a late copy of an erased participant's enrolment: nothing to say
-        await dispatch.to_participant(
+        await _tell(
             conn,
-            settings,
-            event_id=env.id,
-            trigger="welcome",
-            program_id=event.program_id,
-            participant_id=event.participant_id,
+            env,
+            event,
+            "welcome",
+            event.participant_id,
             variables={},
         )
-        await dispatch.to_webhooks(
-            conn,
-            event_id=env.id,
-            program_id=event.program_id,
-            event_type=event.TOPIC,
-            occurred_at=event.enrolled_at,
-            data=_data(event),
-            participant_id=event.participant_id,
-        )
+        await _webhooks(conn, env, event, event.enrolled_at, event.participant_id)
         definition = await repo.definition(conn, event.program_id)
         days = repo.policy_of(definition, event.variant).share_reminder_days
         if days is not None:
@@ -155,46 +180,28 @@ def handlers(settings: NotificationsSettings) -> dict[str, Handler]:
     ) -> None:
         # The referee is known here only by the company's customer id (no address, no
         # locale): greeting them is the company's move, on the webhook below.
-        await dispatch.to_participant(
+        await _tell(
             conn,
-            settings,
-            event_id=env.id,
-            trigger="referral_signed_up",
-            program_id=event.program_id,
-            participant_id=event.referrer_id,
+            env,
+            event,
+            "referral_signed_up",
+            event.referrer_id,
             variables={},
         )
-        await dispatch.to_webhooks(
-            conn,
-            event_id=env.id,
-            program_id=event.program_id,
-            event_type=event.TOPIC,
-            occurred_at=event.signed_up_at,
-            data=_data(event),
-            participant_id=event.referrer_id,
-        )
+        await _webhooks(conn, env, event, event.signed_up_at, event.referrer_id)
 
     async def on_converted(
         conn: asyncpg.Connection, event: ReferralConverted, env: Envelope
     ) -> None:
-        await dispatch.to_participant(
+        await _tell(
             conn,
-            settings,
-            event_id=env.id,
-            trigger="referral_converted",
-            program_id=event.program_id,
-            participant_id=event.referrer_id,
+            env,
+            event,
+            "referral_converted",
+            event.referrer_id,
             variables={"order_amount": (event.amount, event.currency)},
         )
-        await dispatch.to_webhooks(
-            conn,
-            event_id=env.id,
-            program_id=event.program_id,
-            event_type=event.TOPIC,
-            occurred_at=event.converted_at,
-            data=_data(event),
-            participant_id=event.referrer_id,
-        )
+        await _webhooks(conn, env, event, event.converted_at, event.referrer_id)
         if event.sequence != 1:
             return  # milestones count referrals, not recurring purchases
         converted = await conn.fetchval(
@@ -222,15 +229,7 @@ def handlers(settings: NotificationsSettings) -> dict[str, Handler]:
     async def on_reward_issued(
         conn: asyncpg.Connection, event: RewardIssued, env: Envelope
     ) -> None:
-        await dispatch.to_webhooks(
-            conn,
-            event_id=env.id,
-            program_id=event.program_id,
-            event_type=event.TOPIC,
-            occurred_at=event.issued_at,
-            data=_data(event),
-            participant_id=event.referrer_id,
-        )
+        await _webhooks(conn, env, event, event.issued_at, event.referrer_id)
         if event.side != "referrer":
             return  # the referee has no address here: the webhook above is their channel
         if str(getattr(event, "rule", None) or "").startswith("milestone:"):
@@ -238,13 +237,12 @@ def handlers(settings: NotificationsSettings) -> dict[str, Handler]:
         definition = await repo.definition(conn, event.program_id, event.program_version)
         # With a hold, reward.issued is published when the held reward becomes available.
         held = repo.hold_days(definition) > 0 and repo.policy_of(definition).reward_available
-        await dispatch.to_participant(
+        await _tell(
             conn,
-            settings,
-            event_id=env.id,
-            trigger="reward_available" if held else "reward_issued",
-            program_id=event.program_id,
-            participant_id=event.referrer_id,
+            env,
+            event,
+            "reward_available" if held else "reward_issued",
+            event.referrer_id,
             variables={
                 "amount": (event.amount, event.unit),
                 "coupon_code": getattr(event, "coupon_code", None),
@@ -254,28 +252,19 @@ def handlers(settings: NotificationsSettings) -> dict[str, Handler]:
     async def on_milestone(
         conn: asyncpg.Connection, event: MilestoneReached, env: Envelope
     ) -> None:
-        await dispatch.to_participant(
+        await _tell(
             conn,
-            settings,
-            event_id=env.id,
-            trigger="milestone_reached",
-            program_id=event.program_id,
-            participant_id=event.referrer_id,
+            env,
+            event,
+            "milestone_reached",
+            event.referrer_id,
             variables={
                 "threshold": event.threshold,
                 "perk": event.perk,
                 "amount": (event.amount, event.unit) if event.amount is not None else None,
             },
         )
-        await dispatch.to_webhooks(
-            conn,
-            event_id=env.id,
-            program_id=event.program_id,
-            event_type=event.TOPIC,
-            occurred_at=event.reached_at,
-            data=_data(event),
-            participant_id=event.referrer_id,
-        )
+        await _webhooks(conn, env, event, event.reached_at, event.referrer_id)
 
     async def on_reward_failed(
         conn: asyncpg.Connection, event: RewardFailed, env: Envelope
