@@ -105,9 +105,12 @@ class EmbeddedPostgres:
                 ]
             )
         self.stop_stale()
+        # fsync=off is safe against process crashes (the page cache keeps the writes), not
+        # against power loss: fine for dev and tests. synchronous_commit stays on: with it off,
+        # an immediate stop loses commits that clients were told about (the chaos run saw it).
         options = (
             f"-h 127.0.0.1 -p {self.port} -c unix_socket_directories= "
-            "-c max_connections=300 -c fsync=off -c synchronous_commit=off"
+            "-c max_connections=300 -c fsync=off"
         )
         log = self.data_dir / "server.log"
         try:
