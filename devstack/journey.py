@@ -199,7 +199,8 @@ async def _json_if(
 def main() -> None:
     key = os.environ.get("ADMIN_API_KEY") or (Path(".dev") / "admin_api_key").read_text().strip()
     started = time.perf_counter()
-    asyncio.run(run_journey(Urls.local(), key))
+    ports = {s: int(os.environ.get(f"{s.upper()}_PORT", p)) for s, p in DEFAULT_PORTS.items()}
+    asyncio.run(run_journey(Urls.local(ports), key))
     print(f"journey complete in {time.perf_counter() - started:.2f}s")
 
 
