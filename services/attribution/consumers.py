@@ -11,13 +11,12 @@ import asyncpg
 from services.attribution.pii import Hasher
 from services.attribution.settings import AttributionSettings
 from shared.contracts import (
-    ApiKeyIssued,
     LinkClicked,
     ParticipantEnrolled,
     ParticipantErased,
     ProgramPublished,
 )
-from shared.http.auth import store_key
+from shared.http.key_events import KEY_HANDLERS
 from shared.messaging.consumer import Handler
 from shared.messaging.envelope import Envelope
 
@@ -34,10 +33,6 @@ async def on_program_published(
         event.status,
         event.definition.model_dump(mode="json"),
     )
-
-
-async def on_apikey_issued(conn: asyncpg.Connection, event: ApiKeyIssued, _: Envelope) -> None:
-    await store_key(conn, event.key_id, event.program_id, event.key_hash)
 
 
 def handlers(hasher: Hasher) -> dict[str, Handler]:
@@ -96,7 +91,7 @@ def handlers(hasher: Hasher) -> dict[str, Handler]:
         ProgramPublished.TOPIC: on_program_published,
         ParticipantEnrolled.TOPIC: on_participant_enrolled,
         ParticipantErased.TOPIC: on_participant_erased,
-        ApiKeyIssued.TOPIC: on_apikey_issued,
+        **KEY_HANDLERS,
     }
 
 

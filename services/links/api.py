@@ -31,6 +31,7 @@ from services.links.models import (
 from services.links.sharing import DEFAULT_CHANNELS, qr_png, qr_svg, share_url
 from shared.contracts import (
     ApiKeyIssued,
+    ApiKeyRevoked,
     LinkShared,
     ParticipantEnrolled,
     ParticipantErased,
@@ -41,6 +42,7 @@ from shared.http.auth import (
     new_program_key,
     require_admin,
     require_program_access,
+    revoke_key,
     store_key,
 )
 from shared.http.idempotency import run_idempotent
@@ -277,6 +279,28 @@ async def create_key(program_id: UUID, request: Request) -> Any:
             source=SOURCE,
         )
     return KeyOut(key_id=issued.key_id, program_id=program_id, secret_key=issued.secret)
+
+
+@router.delete(
+    "/programs/{program_id}/keys/{key_id}",
+    status_code=204,
+    dependencies=[Depends(require_admin)],
+)
+async def revoke_program_key(program_id: UUID, key_id: str, request: Request) -> Response:
+    """Revoke a key: refused here at once, and in every other service when it applies the
+    ``apikey.revoked`` event (normally within milliseconds)."""
+    rt = runtime_of(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        if not await revoke_key(conn, key_id, program_id):
+            raise Problem(
+                404, "key-not-found", f"No active key {key_id} in this program", field="key_id"
+            )
+        await enqueue(
+            conn,
+            ApiKeyRevoked(key_id=key_id, program_id=program_id, revoked_at=datetime.now(UTC)),
+            source=SOURCE,
+        )
+    return Response(status_code=204)
 
 
 def _channels(definition: dict[str, Any]) -> list[str]:

@@ -14,7 +14,6 @@ from services.notifications import repository as repo
 from services.notifications.policy import one_away
 from services.notifications.settings import NotificationsSettings
 from shared.contracts import (
-    ApiKeyIssued,
     LinkClicked,
     MilestoneReached,
     ParticipantEnrolled,
@@ -27,7 +26,7 @@ from shared.contracts import (
     RewardIssued,
 )
 from shared.contracts.base import Event
-from shared.http.auth import store_key
+from shared.http.key_events import KEY_HANDLERS
 from shared.messaging.consumer import Handler
 from shared.messaging.envelope import Envelope
 
@@ -313,9 +312,6 @@ def handlers(settings: NotificationsSettings) -> dict[str, Handler]:
     async def on_erased(conn: asyncpg.Connection, event: ParticipantErased, _: Envelope) -> None:
         await erase(conn, event.participant_id, event.program_id)
 
-    async def on_apikey_issued(conn: asyncpg.Connection, event: ApiKeyIssued, _: Envelope) -> None:
-        await store_key(conn, event.key_id, event.program_id, event.key_hash)
-
     return {
         ProgramPublished.TOPIC: on_program_published,
         ParticipantEnrolled.TOPIC: on_participant_enrolled,
@@ -327,7 +323,7 @@ def handlers(settings: NotificationsSettings) -> dict[str, Handler]:
         RewardFailed.TOPIC: on_reward_failed,
         ReferralFlagged.TOPIC: on_flagged,
         ParticipantErased.TOPIC: on_erased,
-        ApiKeyIssued.TOPIC: on_apikey_issued,
+        **KEY_HANDLERS,
     }
 
 

@@ -9,13 +9,12 @@ import asyncpg
 from services.rewards import ledger, lifecycle
 from services.rewards.issuing import lock_referrer, reward_conversion, reward_recorded
 from shared.contracts import (
-    ApiKeyIssued,
     ParticipantErased,
     ProgramPublished,
     ReferralConverted,
     ReferralReversed,
 )
-from shared.http.auth import store_key
+from shared.http.key_events import KEY_HANDLERS
 from shared.http.outbound import new_webhook_secret
 from shared.messaging.consumer import Handler
 from shared.messaging.envelope import Envelope
@@ -50,10 +49,6 @@ async def on_program_published(
     )
     for row in waiting:
         await reward_conversion(conn, row["conversion_id"])
-
-
-async def on_apikey_issued(conn: asyncpg.Connection, event: ApiKeyIssued, _: Envelope) -> None:
-    await store_key(conn, event.key_id, event.program_id, event.key_hash)
 
 
 async def on_referral_converted(
@@ -209,7 +204,7 @@ async def on_participant_erased(
 
 HANDLERS: dict[str, Handler] = {
     ProgramPublished.TOPIC: on_program_published,
-    ApiKeyIssued.TOPIC: on_apikey_issued,
+    **KEY_HANDLERS,
     ReferralConverted.TOPIC: on_referral_converted,
     ReferralReversed.TOPIC: on_referral_reversed,
     ParticipantErased.TOPIC: on_participant_erased,

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from shared.contracts.apikeys import ApiKeyIssued
+from shared.contracts.apikeys import ApiKeyIssued, ApiKeyRevoked
 from shared.contracts.base import Event
 from shared.contracts.links import LinkClicked, LinkShared
 from shared.contracts.participants import ParticipantEnrolled, ParticipantErased
@@ -22,6 +22,7 @@ EVENTS: tuple[type[Event], ...] = (
     ParticipantEnrolled,
     ParticipantErased,
     ApiKeyIssued,
+    ApiKeyRevoked,
     LinkClicked,
     LinkShared,
     ReferralSignedUp,
@@ -47,6 +48,7 @@ __all__ = [
     "EVENTS",
     "TOPICS",
     "ApiKeyIssued",
+    "ApiKeyRevoked",
     "Event",
     "LinkClicked",
     "LinkShared",

@@ -21,3 +21,18 @@ class ApiKeyIssued(Event):
     def key(self) -> str:
         """The program id."""
         return str(self.program_id)
+
+
+class ApiKeyRevoked(Event):
+    """The key stops working in every service as soon as each has applied this event."""
+
+    TOPIC: ClassVar[str] = "apikey.revoked"
+    TYPE: ClassVar[str] = "apikey.revoked.v1"
+
+    key_id: str
+    program_id: UUID
+    revoked_at: datetime
+
+    def key(self) -> str:
+        """The program id."""
+        return str(self.program_id)

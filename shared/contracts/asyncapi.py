@@ -22,6 +22,7 @@ PRODUCERS = {
     "participant.enrolled": "links",
     "participant.erased": "links",
     "apikey.issued": "links",
+    "apikey.revoked": "links",
     "link.clicked": "links",
     "link.shared": "links",
     "referral.signed_up": "attribution",

@@ -66,6 +66,17 @@ async def program_for_key(conn: asyncpg.Connection | asyncpg.Pool, token: str) -
     return program_id
 
 
+async def revoke_key(conn: asyncpg.Connection, key_id: str, program_id: UUID) -> bool:
+    """Revoke a key of this program; False if there is no such active key."""
+    revoked = await conn.fetchval(
+        "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND program_id = $2 "
+        "AND revoked_at IS NULL RETURNING true",
+        key_id,
+        program_id,
+    )
+    return bool(revoked)
+
+
 async def store_key(conn: asyncpg.Connection, key_id: str, program_id: UUID, key_hash: str) -> None:
     await conn.execute(
         "INSERT INTO api_keys (key_id, program_id, key_hash) VALUES ($1, $2, $3) "

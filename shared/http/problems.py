@@ -132,7 +132,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         # text, a number out of range) is the caller's error, not ours. The database's message
         # may quote the value, so only its class is named.
         return problem_response(
-            422, "unstorable-value",
+            422,
+            "unstorable-value",
             f"A value in the request cannot be stored ({type(exc).__name__})",
             instance=request.url.path,
         )

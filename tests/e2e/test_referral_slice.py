@@ -189,3 +189,34 @@ async def _seen(
 ) -> bool:
     response = await http.get(f"{urls.attribution}/v1/clicks/{click_id}", headers=headers)
     return response.status_code == 200
+
+
+async def test_a_revoked_program_key_stops_working_everywhere(stack: Stack, urls: Urls) -> None:
+    journey = await run_journey(urls, stack.admin_api_key, log=lambda _: None)
+    admin = {"Authorization": f"Bearer {stack.admin_api_key}"}
+    server = {"Authorization": f"Bearer {journey.program_key}"}
+    key_id = journey.program_key.split("_")[1]
+    path = f"/v1/programs/{journey.program_id}/participants/{journey.participant_id}"
+    async with httpx.AsyncClient(timeout=10) as http:
+        revoke = f"{urls.links}/v1/programs/{journey.program_id}/keys/{key_id}"
+        assert (await http.delete(revoke, headers=admin)).status_code == 204
+        assert (await http.delete(revoke, headers=admin)).status_code == 404
+        assert (await http.get(f"{urls.links}{path}", headers=server)).status_code == 403
+
+        async def refused_everywhere() -> bool:
+            codes = [
+                (await http.get(f"{urls.rewards}{path}/rewards", headers=server)).status_code,
+                (
+                    await http.get(f"{urls.notifications}{path}/notifications", headers=server)
+                ).status_code,
+                (
+                    await http.get(
+                        f"{urls.attribution}/v1/clicks/{journey.click_id}", headers=server
+                    )
+                ).status_code,
+            ]
+            return codes == [403, 403, 403]
+
+        await eventually(refused_everywhere)
+        # The admin key still reads the same data.
+        assert (await http.get(f"{urls.rewards}{path}/rewards", headers=admin)).status_code == 200

@@ -14,6 +14,7 @@ from shared.contracts import (
     EVENTS,
     TOPICS,
     ApiKeyIssued,
+    ApiKeyRevoked,
     Event,
     LinkClicked,
     LinkShared,
@@ -100,6 +101,7 @@ EXAMPLES: dict[type[Event], Event] = {
         unit="USD",
         issued_at=NOW,
     ),
+    ApiKeyRevoked: ApiKeyRevoked(key_id="a1b2c3d4e5f6", program_id=PROGRAM, revoked_at=NOW),
     ParticipantErased: ParticipantErased(
         participant_id=REFERRER, program_id=PROGRAM, erased_at=NOW
     ),
