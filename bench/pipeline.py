@@ -20,7 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -37,6 +41,7 @@ import psutil
 from devstack.stack import Stack, StackConfig, database_url_for
 
 SERVICES = ("links", "attribution", "rewards", "notifications")
+PROFILE_DIR = Path("test-output")
 
 
 @dataclass
@@ -293,6 +298,48 @@ def report(
     }
 
 
+def start_profiler(pid: int, service: str) -> subprocess.Popen[bytes]:
+    """py-spy samples the service while the full-speed phase runs (``--profile SERVICE``)."""
+    out = PROFILE_DIR / f"profile-{service}.txt"
+    PROFILE_DIR.mkdir(exist_ok=True)
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--rate",
+            "200",
+            "--nonblocking",
+            "-o",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def print_profile(service: str, top: int = 15) -> None:
+    """Inclusive share of samples per function, from py-spy's collapsed stacks."""
+    path = PROFILE_DIR / f"profile-{service}.txt"
+    if not path.exists():
+        print(f"no profile written for {service} (is py-spy installed?)")
+        return
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        for frame in set(stack.split(";")):
+            inclusive[frame.split(" (")[0] + " " + frame.rsplit("/", 1)[-1].rstrip(")")] += n
+    print(f"profile of {service} ({total} samples, inclusive):")
+    for frame, n in inclusive.most_common(top):
+        print(f"  {100 * n / total:5.1f}%  {frame}")
+
+
 async def main_async(args: argparse.Namespace, root: Path) -> None:
     config = StackConfig.for_tests(root)
     stack = Stack(config)
@@ -312,9 +359,16 @@ async def main_async(args: argparse.Namespace, root: Path) -> None:
             sampler.start()
             results = {}
             for label, rate in (("fixed-rate", args.rate), ("full-speed", None)):
+                profiler = None
+                if args.profile and label == "full-speed":
+                    profiler = start_profiler(stack.processes[args.profile].pid, args.profile)
                 phase = await run_phase(
                     stack, http, server, codes, args.journeys, rate, args.concurrency, label
                 )
+                if profiler is not None:
+                    profiler.send_signal(signal.SIGINT)
+                    await asyncio.to_thread(profiler.wait, 30)
+                    print_profile(args.profile)
                 issued, notified, duplicated = await settle(stack, phase["accepted"], 120)
                 results[label] = report(phase, issued, notified, duplicated)
             sampler.stop()
@@ -350,6 +404,11 @@ def main() -> None:
     )
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--participants", type=int, default=100)
+    parser.add_argument(
+        "--profile",
+        choices=SERVICES,
+        help="sample this service with py-spy during the full-speed phase",
+    )
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="refplat-bench-"))
     root.chmod(0o755)  # the embedded Postgres may run as another user
