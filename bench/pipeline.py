@@ -321,23 +321,37 @@ def start_profiler(pid: int, service: str) -> subprocess.Popen[bytes]:
     )
 
 
-def print_profile(service: str, top: int = 15) -> None:
-    """Inclusive share of samples per function, from py-spy's collapsed stacks."""
+def print_profile(service: str, top: int = 12) -> None:
+    """From py-spy's collapsed stacks: the project's own functions by inclusive share, and the
+    functions where the samples end (self time), wherever they live."""
     path = PROFILE_DIR / f"profile-{service}.txt"
     if not path.exists():
         print(f"no profile written for {service} (is py-spy installed?)")
         return
     inclusive: collections.Counter[str] = collections.Counter()
+    leaf: collections.Counter[str] = collections.Counter()
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         n = int(count)
         total += n
-        for frame in set(stack.split(";")):
-            inclusive[frame.split(" (")[0] + " " + frame.rsplit("/", 1)[-1].rstrip(")")] += n
-    print(f"profile of {service} ({total} samples, inclusive):")
+        frames = stack.split(";")
+        leaf[_frame_name(frames[-1])] += n
+        for frame in set(frames):
+            if "(services/" in frame or "(shared/" in frame:
+                inclusive[_frame_name(frame)] += n
+    print(f"profile of {service}: {total} samples")
+    print("  project functions, inclusive:")
     for frame, n in inclusive.most_common(top):
-        print(f"  {100 * n / total:5.1f}%  {frame}")
+        print(f"    {100 * n / total:5.1f}%  {frame}")
+    print("  where time is spent (self):")
+    for frame, n in leaf.most_common(top):
+        print(f"    {100 * n / total:5.1f}%  {frame}")
+
+
+def _frame_name(frame: str) -> str:
+    name, _, where = frame.partition(" (")
+    return f"{name} {where.rstrip(')').rsplit('/', 1)[-1]}"
 
 
 async def main_async(args: argparse.Namespace, root: Path) -> None:
