@@ -287,22 +287,7 @@ async def reverse(
         reward["id"],
         now,
     )
-    await enqueue(
-        conn,
-        RewardReversed(
-            reward_id=reward["id"],
-            conversion_id=reward["conversion_id"],
-            program_id=reward["program_id"],
-            referrer_id=reward["referrer_id"],
-            side=reward["side"],
-            recipient=reward["recipient"],
-            amount=amount,
-            unit=reward["unit"],
-            kind=kind,  # type: ignore[arg-type]
-            reversed_at=now,
-        ),
-        source=SOURCE,
-    )
+    await _announce_reversal(conn, reward, amount, kind, now)
     REWARDS_REVERSED.labels(kind).inc()
     return kind
 
@@ -336,6 +321,14 @@ async def reduce(
         return 0
     await _post_back(conn, reward, entry_kind, account, take)
     await conn.execute("UPDATE rewards SET amount = amount - $2 WHERE id = $1", reward["id"], take)
+    await _announce_reversal(conn, reward, take, kind, now)
+    REWARDS_REVERSED.labels(f"partial_{kind}").inc()
+    return take
+
+
+async def _announce_reversal(
+    conn: asyncpg.Connection, reward: Reward, amount: int, kind: str, now: datetime
+) -> None:
     await enqueue(
         conn,
         RewardReversed(
@@ -345,15 +338,13 @@ async def reduce(
             referrer_id=reward["referrer_id"],
             side=reward["side"],
             recipient=reward["recipient"],
-            amount=take,
+            amount=amount,
             unit=reward["unit"],
             kind=kind,  # type: ignore[arg-type]
             reversed_at=now,
         ),
         source=SOURCE,
     )
-    REWARDS_REVERSED.labels(f"partial_{kind}").inc()
-    return take
 
 
 async def _post_back(
