@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -42,8 +43,12 @@ tracer = trace.get_tracer(__name__)
 # Handlers take the concrete contract model of their topic (validated before the call).
 Handler = Callable[[asyncpg.Connection, Any, Envelope], Awaitable[None]]
 
-# Errors that mean "the infrastructure is away", never "this message is bad".
+# Errors that mean "the infrastructure is away or busy", never "this message is bad": the whole
+# batch is rolled back and re-read. A deadlock or serialization failure belongs here too: two
+# instances of a consumer briefly share messages during a rebalance, and whichever transaction
+# Postgres aborts must be retried, not dead-lettered.
 INFRA_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.TransactionRollbackError,
     OSError,
     asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
@@ -141,7 +146,8 @@ class EventConsumer:
                 log.warning("consumer %s batch failed, will re-read it: %r", self.name, exc)
                 for tp, part in batches.items():
                     consumer.seek(tp, part[0].offset)
-                await sleep_unless(stop, backoff)
+                # Jitter, so that two instances that deadlocked do not retry in lockstep.
+                await sleep_unless(stop, backoff * random.uniform(0.5, 1.5))
                 backoff = min(backoff * 2, 5.0)
                 continue
             backoff = self.retry_backoff_s

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import asyncpg
+import pytest
 from aiokafka import AIOKafkaProducer
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -150,8 +151,16 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_after_retries(
         await pool.close()
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.CannotConnectNowError("the database is starting up"),
+        asyncpg.DeadlockDetectedError("deadlock detected"),
+    ],
+    ids=["database-starting", "deadlock"],
+)
 async def test_an_infrastructure_error_retries_the_batch_and_dead_letters_nothing(
-    settings: ServiceSettings,
+    settings: ServiceSettings, error: Exception
 ) -> None:
     pool, producer = await _setup(settings)
     failures = {"left": 2}
@@ -160,7 +169,7 @@ async def test_an_infrastructure_error_retries_the_batch_and_dead_letters_nothin
         async def handler(conn: asyncpg.Connection, event: ApiKeyIssued, env: Envelope) -> None:
             if failures["left"] > 0:
                 failures["left"] -= 1
-                raise asyncpg.CannotConnectNowError("the database is starting up")
+                raise error
             await _apply(conn, event, env)
 
         events = [key_event() for _ in range(5)]
