@@ -15,7 +15,6 @@ the same events and the same database, each from its first stored click to its l
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import sys
 import tempfile
@@ -26,14 +25,13 @@ from pathlib import Path
 
 import asyncpg
 
-from devstack.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from bench.servers import bench_servers
 from services.attribution.click_ingest import ClickConsumer, store_click
 from shared.contracts import LinkClicked
 from shared.db import create_pool
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.outbox import envelope_for
-from shared.messaging.producer import ensure_topics, make_producer
-from shared.migrate import migrate
+from shared.messaging.producer import make_producer
 from shared.settings import ServiceSettings
 
 
@@ -81,32 +79,9 @@ async def _timed(pool: asyncpg.Pool, consumer: EventConsumer, n: int) -> float:
 
 
 async def main(n: int, root: Path) -> None:
-    pg = broker = None
-    try:
-        dsn = os.environ.get("TEST_DATABASE_URL")
-        bootstrap = os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS")
-        if not dsn:
-            pg = EmbeddedPostgres(root / "pg", free_port())
-            pg.start()
-            dsn = pg.url
-        if not bootstrap:
-            broker = EmbeddedBroker(free_port())
-            broker.start()
-            bootstrap = broker.bootstrap_servers
-        admin = await asyncpg.connect(dsn)
-        db = f"bench_clicks_{uuid.uuid4().hex[:8]}"
-        await admin.execute(f'CREATE DATABASE "{db}"')
-        await admin.close()
-        dsn = dsn.rsplit("/", 1)[0] + f"/{db}"
-        await migrate("attribution", dsn)
-        settings = ServiceSettings(
-            database_url=dsn,
-            kafka_bootstrap_servers=bootstrap,
-            kafka_enable_idempotence=broker is None,
-            kafka_fetch_max_wait_ms=15 if broker else 100,
-            kafka_session_timeout_ms=6000,
-        )
-        await ensure_topics(settings)
+    async with bench_servers("attribution", root) as settings:
+        dsn = settings.database_url
+        bootstrap = settings.kafka_bootstrap_servers
         t = time.perf_counter()
         await _produce(settings, n)
         print(f"produced {n} clicks in {time.perf_counter() - t:.1f}s")
@@ -132,11 +107,6 @@ async def main(n: int, root: Path) -> None:
         print(f"baseline (per message): {n / baseline:8.0f} clicks/s ({baseline:.2f}s)")
         print(f"batch (ClickConsumer):  {n / batch:8.0f} clicks/s ({batch:.2f}s)")
         print(f"ratio batch/baseline: {baseline / batch:.2f}")
-    finally:
-        if broker:
-            broker.stop()
-        if pg:
-            pg.stop()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ says what the reward rules, locks and ledger cost on top.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from typing import Any
 
 import asyncpg
 
-from devstack.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from bench.servers import bench_servers
 from services.rewards.consumers import HANDLERS
 from shared.contracts import ProgramPublished, ReferralConverted
 from shared.contracts.base import Event
@@ -35,8 +34,7 @@ from shared.contracts.programs import ProgramDefinition
 from shared.db import create_pool
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.outbox import envelope_for
-from shared.messaging.producer import ensure_topics, make_producer
-from shared.migrate import migrate
+from shared.messaging.producer import make_producer
 from shared.settings import ServiceSettings
 
 POLICY = {
@@ -104,107 +102,79 @@ async def _run_consumer(
 
 
 async def main(n: int, referrers: int, root: Path) -> None:
-    pg = broker = None
     try:
-        dsn = os.environ.get("TEST_DATABASE_URL")
-        bootstrap = os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS")
-        if not dsn:
-            pg = EmbeddedPostgres(root / "pg", free_port())
-            pg.start()
-            dsn = pg.url
-        if not bootstrap:
-            broker = EmbeddedBroker(free_port())
-            broker.start()
-            bootstrap = broker.bootstrap_servers
-        admin = await asyncpg.connect(dsn)
-        db = f"bench_rewards_{uuid.uuid4().hex[:8]}"
-        await admin.execute(f'CREATE DATABASE "{db}"')
-        await admin.close()
-        dsn = dsn.rsplit("/", 1)[0] + f"/{db}"
-        await migrate("rewards", dsn)
-        settings = ServiceSettings(
-            service_name="bench",
-            database_url=dsn,
-            kafka_bootstrap_servers=bootstrap,
-            kafka_enable_idempotence=broker is None,
-            kafka_fetch_max_wait_ms=15 if broker else 100,
-            kafka_topic_partitions=6,
-            kafka_session_timeout_ms=6000,
-        )
-        await ensure_topics(settings)
-        pool = await create_pool(dsn, max_size=4)
+        async with bench_servers("rewards", root) as settings:
+            dsn = settings.database_url
+            pool = await create_pool(dsn, max_size=4)
 
-        program_id = uuid.uuid4()
-        now = datetime.now(UTC)
-        program = ProgramPublished(
-            program_id=program_id,
-            version=1,
-            effective_from=now - timedelta(days=1),
-            name="bench",
-            definition=ProgramDefinition.model_validate(
-                {"destination_url": "https://shop.example.com/", "rewards": POLICY}
-            ),
-        )
-        ids = [uuid.uuid4() for _ in range(referrers)]
-        events: list[Event] = [
-            ReferralConverted(
-                conversion_id=uuid.uuid4(),
-                referral_id=uuid.uuid4(),
+            program_id = uuid.uuid4()
+            now = datetime.now(UTC)
+            program = ProgramPublished(
                 program_id=program_id,
-                referrer_id=ids[i % referrers],
-                referee_customer_id=f"c{i}",
-                order_id=f"o{i}",
-                amount=4999,
-                currency="USD",
-                converted_at=now,
-                program_version=1,
+                version=1,
+                effective_from=now - timedelta(days=1),
+                name="bench",
+                definition=ProgramDefinition.model_validate(
+                    {"destination_url": "https://shop.example.com/", "rewards": POLICY}
+                ),
             )
-            for i in range(n)
-        ]
-        t = time.perf_counter()
-        await _publish(settings, [program, *events])
-        print(
-            f"published {n} conversions for {referrers} referrers in {time.perf_counter() - t:.1f}s"
-        )
-
-        async def noop(conn: asyncpg.Connection, event: Any, env: Any) -> None:
-            return None
-
-        async def baseline_done() -> bool:
-            count = await pool.fetchval(
-                "SELECT count(*) FROM processed_events WHERE consumer = 'bench-baseline'"
+            ids = [uuid.uuid4() for _ in range(referrers)]
+            events: list[Event] = [
+                ReferralConverted(
+                    conversion_id=uuid.uuid4(),
+                    referral_id=uuid.uuid4(),
+                    program_id=program_id,
+                    referrer_id=ids[i % referrers],
+                    referee_customer_id=f"c{i}",
+                    order_id=f"o{i}",
+                    amount=4999,
+                    currency="USD",
+                    converted_at=now,
+                    program_version=1,
+                )
+                for i in range(n)
+            ]
+            t = time.perf_counter()
+            await _publish(settings, [program, *events])
+            print(
+                f"published {n} conversions for {referrers} referrers "
+                f"in {time.perf_counter() - t:.1f}s"
             )
-            return bool(count >= n + 1)
 
-        baseline = await _run_consumer(
-            settings,
-            pool,
-            "bench-baseline",
-            {ReferralConverted.TOPIC: noop, ProgramPublished.TOPIC: noop},
-            baseline_done,
-        )
+            async def noop(conn: asyncpg.Connection, event: Any, env: Any) -> None:
+                return None
 
-        per_referrer = n // referrers
-        expected = n * 2 + referrers * sum(1 for t in (5, 10) if per_referrer >= t)
+            async def baseline_done() -> bool:
+                count = await pool.fetchval(
+                    "SELECT count(*) FROM processed_events WHERE consumer = 'bench-baseline'"
+                )
+                return bool(count >= n + 1)
 
-        async def rewards_done() -> bool:
-            return bool(await pool.fetchval("SELECT count(*) FROM rewards") >= expected)
+            baseline = await _run_consumer(
+                settings,
+                pool,
+                "bench-baseline",
+                {ReferralConverted.TOPIC: noop, ProgramPublished.TOPIC: noop},
+                baseline_done,
+            )
 
-        measured = await _run_consumer(settings, pool, "bench-rewards", HANDLERS, rewards_done)
-        unbalanced = await pool.fetchval(
-            "SELECT count(*) FROM (SELECT entry_id FROM ledger_postings GROUP BY entry_id, unit "
-            "HAVING sum(amount) <> 0) x"
-        )
-        await pool.close()
-        print(f"baseline (inbox only): {n / baseline:8.0f} conversions/s ({baseline:.2f}s)")
-        print(f"rewards (rules+ledger): {n / measured:8.0f} conversions/s ({measured:.2f}s)")
-        print(f"ratio rewards/baseline throughput: {baseline / measured:.2f}")
-        print(f"reward rows {expected}, unbalanced ledger entries {unbalanced}")
+            per_referrer = n // referrers
+            expected = n * 2 + referrers * sum(1 for t in (5, 10) if per_referrer >= t)
+
+            async def rewards_done() -> bool:
+                return bool(await pool.fetchval("SELECT count(*) FROM rewards") >= expected)
+
+            measured = await _run_consumer(settings, pool, "bench-rewards", HANDLERS, rewards_done)
+            unbalanced = await pool.fetchval(
+                "SELECT count(*) FROM (SELECT entry_id FROM ledger_postings "
+                "GROUP BY entry_id, unit HAVING sum(amount) <> 0) x"
+            )
+            await pool.close()
+            print(f"baseline (inbox only): {n / baseline:8.0f} conversions/s ({baseline:.2f}s)")
+            print(f"rewards (rules+ledger): {n / measured:8.0f} conversions/s ({measured:.2f}s)")
+            print(f"ratio rewards/baseline throughput: {baseline / measured:.2f}")
+            print(f"reward rows {expected}, unbalanced ledger entries {unbalanced}")
     finally:
-        if broker is not None:
-            broker.stop()
-        if pg is not None:
-            pg.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
