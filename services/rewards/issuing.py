@@ -13,7 +13,7 @@ import asyncpg
 from services.rewards import lifecycle
 from services.rewards.metrics import REWARDS_CREATED
 from services.rewards.rules import BASE_RULE, Granted, History, policy_of, rewards_for
-from shared.contracts import MilestoneReached
+from shared.contracts import MilestoneReached, RewardCreated
 from shared.contracts.sections.rewards import RewardPolicy
 from shared.messaging.outbox import enqueue
 
@@ -240,6 +240,28 @@ async def reward_recorded(conn: asyncpg.Connection, conversion: asyncpg.Record) 
             "status": status,
             "fulfilment": policy.fulfilment.kind,
         }
+        await enqueue(
+            conn,
+            RewardCreated(
+                reward_id=reward_id,
+                conversion_id=conversion_id,
+                referral_id=conversion["referral_id"],
+                program_id=conversion["program_id"],
+                program_version=version["version"],
+                referrer_id=conversion["referrer_id"],
+                side=line.side,
+                recipient=line.recipient,
+                amount=line.amount,
+                unit=line.unit,
+                status=status,
+                available_at=None if status == "capped" else now + hold,
+                created_at=now,
+                variant=conversion["variant"],
+                rule=line.rule,
+                perk=line.perk,
+            ),
+            source=SOURCE,
+        )
         if line.rule != BASE_RULE:
             threshold = int(line.rule.split(":", 1)[1])
             await enqueue(

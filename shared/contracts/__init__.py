@@ -15,7 +15,13 @@ from shared.contracts.referrals import (
     ReferralReversed,
     ReferralSignedUp,
 )
-from shared.contracts.rewards import MilestoneReached, RewardFailed, RewardIssued, RewardReversed
+from shared.contracts.rewards import (
+    MilestoneReached,
+    RewardCreated,
+    RewardFailed,
+    RewardIssued,
+    RewardReversed,
+)
 
 EVENTS: tuple[type[Event], ...] = (
     ProgramPublished,
@@ -30,6 +36,7 @@ EVENTS: tuple[type[Event], ...] = (
     ReferralFlagged,
     ReferralRejected,
     ReferralReversed,
+    RewardCreated,
     RewardIssued,
     RewardReversed,
     RewardFailed,
@@ -61,6 +68,7 @@ __all__ = [
     "ReferralRejected",
     "ReferralReversed",
     "ReferralSignedUp",
+    "RewardCreated",
     "RewardFailed",
     "RewardIssued",
     "RewardReversed",

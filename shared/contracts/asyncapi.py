@@ -30,6 +30,7 @@ PRODUCERS = {
     "referral.flagged": "attribution",
     "referral.rejected": "attribution",
     "referral.reversed": "attribution",
+    "reward.created": "rewards",
     "reward.issued": "rewards",
     "reward.reversed": "rewards",
     "reward.failed": "rewards",

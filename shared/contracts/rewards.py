@@ -11,6 +11,40 @@ from pydantic import Field
 from shared.contracts.base import Event, MinorUnits, UnitCode
 
 
+class RewardCreated(Event):
+    """A conversion earned a reward: what it is and where it starts (``pending`` during a hold,
+    ``available`` for an external fulfilment, ``issued`` at once on the internal ledger,
+    ``capped`` when caps left nothing). Lets read models show pending rewards before they are
+    issued; ``reward.issued`` follows when it reaches the participant."""
+
+    TOPIC: ClassVar[str] = "reward.created"
+    TYPE: ClassVar[str] = "reward.created.v1"
+
+    reward_id: UUID
+    conversion_id: UUID
+    referral_id: UUID
+    program_id: UUID
+    program_version: int
+    referrer_id: UUID
+    side: Literal["referrer", "referee"]
+    recipient: str
+    amount: MinorUnits
+    unit: UnitCode
+    status: Literal["pending", "available", "issued", "capped"]
+    available_at: datetime | None = None
+    created_at: datetime
+    variant: str | None = None
+    rule: str | None = None
+    perk: str | None = None
+
+    def key(self) -> str:
+        """The referrer (participant) id: one referrer's events stay in order."""
+        return str(self.referrer_id)
+
+    def subject(self) -> str:
+        return f"reward/{self.reward_id}"
+
+
 class RewardIssued(Event):
     TOPIC: ClassVar[str] = "reward.issued"
     TYPE: ClassVar[str] = "reward.issued.v1"
