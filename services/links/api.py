@@ -4,6 +4,7 @@ events, erasure, and the public QR codes."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -323,7 +324,91 @@ def _participant_out(rt: Runtime, row: Any, definition: dict[str, Any]) -> dict[
         qr_svg_url=f"{base}/qr/{row['code']}.svg",
         qr_png_url=f"{base}/qr/{row['code']}.png",
         erased=erased,
+        leaderboard_opt_in=row["leaderboard_opt_in"],
+        scoreboard_url=None if erased else f"{base}/s/{row['scoreboard_token']}",
     ).model_dump(mode="json")
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    participant: dict[str, Any]  # a ParticipantOut
+    created: bool
+
+
+async def enrol_participant(
+    conn: asyncpg.Connection,
+    rt: Runtime,
+    program_id: UUID,
+    definition: dict[str, Any],
+    body: ParticipantCreate,
+) -> Enrolment:
+    """Enrol one user under ``definition`` (the version in force; the caller checked that the
+    program is active), in the caller's transaction: the participant row and
+    ``participant.enrolled`` (notifications sends the welcome) commit together. The same user
+    again is the same participant (``created`` False). Used by the API and by NPS promoter
+    invitations."""
+    policy = ProgramDefinition.model_validate(definition)
+    # Serialise enrolments of one user so a concurrent duplicate sees the first one.
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext($1))", f"{program_id}:{body.external_user_id}"
+    )
+    existing = await repo.find_participant(conn, program_id, body.external_user_id)
+    if existing is not None:
+        if body.code is not None and body.code.lower() != existing["code"].lower():
+            raise Problem(
+                409,
+                "already-enrolled",
+                "This user is enrolled with another code",
+                field="code",
+            )
+        return Enrolment(_participant_out(rt, existing, definition), created=False)
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "program_id": program_id,
+        **body.model_dump(exclude={"code"}),
+        "variant": assign_variant(str(program_id), body.external_user_id, policy.variants),
+        "vanity": body.code is not None,
+    }
+    if body.code is not None:
+        if not policy.links.vanity_codes:
+            raise Problem(
+                422, "vanity-codes-disabled", "This program does not take vanity codes",
+                field="code",
+            )  # fmt: skip
+        values["code"] = body.code
+        if not await repo.insert_participant(conn, values):
+            raise Problem(409, "code-taken", "This code is already taken", field="code")
+    else:
+        while True:
+            values["code"] = new_code(policy.links.code_length)
+            if await repo.insert_participant(conn, values):
+                break
+    row = await repo.get_participant(conn, values["id"])
+    out = _participant_out(rt, row, definition)
+    await enqueue(
+        conn,
+        ParticipantEnrolled(
+            participant_id=values["id"],
+            program_id=program_id,
+            external_user_id=body.external_user_id,
+            code=values["code"],
+            link_url=out["link_url"],
+            email=body.email,
+            name=body.name,
+            locale=body.locale,
+            variant=values["variant"],
+            enrolled_at=row["created_at"],
+        ),
+        source=SOURCE,
+    )
+    return Enrolment(out, created=True)
+
+
+def forget_code(request: Request, code: str) -> None:
+    """A "no such code" this replica remembered is wrong once the code is enrolled."""
+    cache = getattr(request.app.state, "cache", None)
+    if cache is not None:
+        cache.forget_code(code)
 
 
 @router.post(
@@ -343,65 +428,11 @@ async def enrol(program_id: UUID, body: ParticipantCreate, request: Request) -> 
             raise Problem(409, "program-not-in-force", "No version of this program is in force")
         if current["status"] != "active":
             raise Problem(409, "program-paused", "The program takes no new enrolments")
-        definition = current["definition"]
-        policy = ProgramDefinition.model_validate(definition)
-        # Serialise enrolments of one user so a concurrent duplicate sees the first one.
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtext($1))", f"{program_id}:{body.external_user_id}"
-        )
-        existing = await repo.find_participant(conn, program_id, body.external_user_id)
-        if existing is not None:
-            if body.code is not None and body.code.lower() != existing["code"].lower():
-                raise Problem(
-                    409,
-                    "already-enrolled",
-                    "This user is enrolled with another code",
-                    field="code",
-                )
-            return JSONResponse(_participant_out(rt, existing, definition), status_code=200)
-        values: dict[str, Any] = {
-            "id": uuid.uuid4(),
-            "program_id": program_id,
-            **body.model_dump(exclude={"code"}),
-            "variant": assign_variant(str(program_id), body.external_user_id, policy.variants),
-            "vanity": body.code is not None,
-        }
-        if body.code is not None:
-            if not policy.links.vanity_codes:
-                raise Problem(
-                    422, "vanity-codes-disabled", "This program does not take vanity codes",
-                    field="code",
-                )  # fmt: skip
-            values["code"] = body.code
-            if not await repo.insert_participant(conn, values):
-                raise Problem(409, "code-taken", "This code is already taken", field="code")
-        else:
-            while True:
-                values["code"] = new_code(policy.links.code_length)
-                if await repo.insert_participant(conn, values):
-                    break
-        row = await repo.get_participant(conn, values["id"])
-        out = _participant_out(rt, row, definition)
-        await enqueue(
-            conn,
-            ParticipantEnrolled(
-                participant_id=values["id"],
-                program_id=program_id,
-                external_user_id=body.external_user_id,
-                code=values["code"],
-                link_url=out["link_url"],
-                email=body.email,
-                name=body.name,
-                locale=body.locale,
-                variant=values["variant"],
-                enrolled_at=row["created_at"],
-            ),
-            source=SOURCE,
-        )
-    cache = getattr(request.app.state, "cache", None)
-    if cache is not None:  # a "no such code" remembered on this replica
-        cache.forget_code(values["code"])
-    return out
+        enrolment = await enrol_participant(conn, rt, program_id, current["definition"], body)
+    if not enrolment.created:
+        return JSONResponse(enrolment.participant, status_code=200)
+    forget_code(request, enrolment.participant["code"])
+    return enrolment.participant
 
 
 async def _participant(rt: Runtime, program_id: UUID, participant_id: UUID) -> Any:

@@ -130,6 +130,9 @@ class ParticipantCreate(BaseModel):
         max_length=32,
         description="A vanity code (4-32 letters, digits, inner hyphens); random if omitted",
     )
+    leaderboard_opt_in: bool = Field(
+        default=False, description="Show the name on the program's leaderboard (masked if not)"
+    )
 
     @field_validator("code")
     @classmethod
@@ -151,6 +154,11 @@ class ParticipantOut(BaseModel):
     qr_svg_url: str
     qr_png_url: str
     erased: bool = False
+    leaderboard_opt_in: bool = False
+    scoreboard_url: str | None = Field(
+        default=None,
+        description="The public scoreboard page; its token is the secret (None once erased)",
+    )
 
 
 class ShareCreate(BaseModel):

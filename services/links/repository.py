@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -124,9 +125,10 @@ async def code_taken(conn: Conn, code: str) -> bool:
 async def insert_participant(conn: asyncpg.Connection, values: dict[str, Any]) -> bool:
     """False when the code is taken (the caller draws another, or refuses a vanity code)."""
     inserted = await conn.fetchval(
-        "INSERT INTO participants "
-        "(id, program_id, external_user_id, code, email, name, locale, variant, vanity) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING true",
+        "INSERT INTO participants (id, program_id, external_user_id, code, email, name, locale, "
+        "variant, vanity, leaderboard_opt_in, scoreboard_token) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+        "ON CONFLICT DO NOTHING RETURNING true",
         values["id"],
         values["program_id"],
         values["external_user_id"],
@@ -136,6 +138,9 @@ async def insert_participant(conn: asyncpg.Connection, values: dict[str, Any]) -
         values["locale"],
         values["variant"],
         values["vanity"],
+        values.get("leaderboard_opt_in", False),
+        # The public scoreboard's secret: 32 random bytes.
+        values.get("scoreboard_token") or secrets.token_urlsafe(32),
     )
     return bool(inserted)
 

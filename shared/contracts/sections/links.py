@@ -1,4 +1,4 @@
-"""Program section owned by links: codes and sharing."""
+"""Program section owned by links: codes, sharing, scoreboard embedding, promoter invitations."""
 
 from __future__ import annotations
 
@@ -7,6 +7,14 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 Channel = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+# A web origin as browsers send it: https, a host, an optional port; no path, no wildcard.
+Origin = Annotated[
+    str,
+    Field(
+        max_length=270,
+        pattern=r"^https://[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?$",
+    ),
+]
 
 
 class LinkPolicy(BaseModel):
@@ -20,3 +28,9 @@ class LinkPolicy(BaseModel):
     channels: list[Channel] = Field(default=[], max_length=50)
     # Query parameter that carries the channel to the destination.
     channel_param: str = Field(default="ref_channel", pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,39}$")
+    # Pages that may show the participant scoreboard in an iframe (``/s/{token}/embed``): exact
+    # https origins, no path. Empty: nobody may frame it.
+    embed_origins: list[Origin] = Field(default=[], max_length=20)
+    # Invite NPS promoters (score 9-10) who are not participants yet: they are enrolled the
+    # same way as through the API, and notifications sends them the welcome.
+    invite_promoters: bool = False

@@ -1,15 +1,17 @@
-"""How many ``link.clicked`` events per second attribution stores.
+"""How many ``link.clicked`` events per second a service's click consumer stores: attribution
+(one row per click, for attribution) or links (per-participant-per-day counters of the
+analytics read model).
 
 Starts an embedded PostgreSQL and broker (or uses TEST_DATABASE_URL /
 TEST_KAFKA_BOOTSTRAP_SERVERS), produces N clicks onto the topic, then times two consumers over
 the same events and the same database, each from its first stored click to its last:
 
-- baseline: the shared per-message consumer (a savepoint, an inbox row and an insert per
-  message, one transaction per batch) with the single-click handler;
-- batch: ``services.attribution.click_ingest.ClickConsumer``, what the service runs (one inbox
-  statement and one multi-row insert per batch).
+- baseline: the shared per-message consumer (a savepoint, an inbox row and a statement per
+  message, one transaction per batch) with the service's single-click handler;
+- batch: the consumer the service runs (``ClickConsumer`` in attribution, ``ClickCounter`` in
+  links: one inbox statement and one multi-row statement per batch).
 
-    python -m bench.attribution_clicks [N]
+    python -m bench.click_consumers [N] [attribution|links]
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
 from bench.servers import bench_servers
 from services.attribution.click_ingest import ClickConsumer, store_click
+from services.links.analytics.projector import ClickCounter, on_clicked
 from shared.contracts import LinkClicked
 from shared.db import create_pool
 from shared.messaging.consumer import EventConsumer
@@ -56,9 +60,22 @@ async def _produce(settings: ServiceSettings, n: int) -> None:
         await producer.stop()
 
 
-async def _timed(pool: asyncpg.Pool, consumer: EventConsumer, n: int) -> float:
+# Per service: the batch consumer, the per-message handler, what counts stored clicks, what
+# empties the table between the two runs.
+SERVICES: dict[str, tuple[type[EventConsumer], Any, str, str]] = {
+    "attribution": (ClickConsumer, store_click, "SELECT count(*) FROM clicks", "TRUNCATE clicks"),
+    "links": (
+        ClickCounter,
+        on_clicked,
+        "SELECT coalesce(sum(clicks), 0) FROM rm_clicks_daily",
+        "TRUNCATE rm_clicks_daily",
+    ),
+}
+
+
+async def _timed(pool: asyncpg.Pool, consumer: EventConsumer, n: int, count_sql: str) -> float:
     async def stored() -> int:
-        return int(await pool.fetchval("SELECT count(*) FROM clicks"))
+        return int(await pool.fetchval(count_sql))
 
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
@@ -78,8 +95,9 @@ async def _timed(pool: asyncpg.Pool, consumer: EventConsumer, n: int) -> float:
         await asyncio.wait_for(task, 30)
 
 
-async def main(n: int, root: Path) -> None:
-    async with bench_servers("attribution", root) as settings:
+async def main(n: int, service: str, root: Path) -> None:
+    batch_consumer, handler, count_sql, truncate_sql = SERVICES[service]
+    async with bench_servers(service, root) as settings:
         dsn = settings.database_url
         bootstrap = settings.kafka_bootstrap_servers
         t = time.perf_counter()
@@ -97,23 +115,24 @@ async def main(n: int, root: Path) -> None:
             "session_timeout_ms": settings.kafka_session_timeout_ms,
         }
         per_message = EventConsumer(
-            name="bench-per-message", handlers={LinkClicked.TOPIC: store_click}, **common
+            name="bench-per-message", handlers={LinkClicked.TOPIC: handler}, **common
         )
-        baseline = await _timed(pool, per_message, n)
-        await pool.execute("TRUNCATE clicks")
-        batch = await _timed(pool, ClickConsumer(name="bench-batch", **common), n)
+        baseline = await _timed(pool, per_message, n, count_sql)
+        await pool.execute(truncate_sql)
+        batch = await _timed(pool, batch_consumer(name="bench-batch", **common), n, count_sql)
         await producer.stop()
         await pool.close()
         print(f"baseline (per message): {n / baseline:8.0f} clicks/s ({baseline:.2f}s)")
-        print(f"batch (ClickConsumer):  {n / batch:8.0f} clicks/s ({batch:.2f}s)")
+        print(f"batch ({batch_consumer.__name__}): {n / batch:8.0f} clicks/s ({batch:.2f}s)")
         print(f"ratio batch/baseline: {baseline / batch:.2f}")
 
 
 if __name__ == "__main__":
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    which = sys.argv[2] if len(sys.argv) > 2 else "attribution"
     tmp = Path(tempfile.mkdtemp(prefix="refplat-bench-"))
     tmp.chmod(0o755)
     try:
-        asyncio.run(main(count, tmp))
+        asyncio.run(main(count, which, tmp))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
