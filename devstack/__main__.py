@@ -26,7 +26,9 @@ def _banner(stack: Stack, seconds: float) -> str:
     lines += [
         f"  Admin key : stored in {STATE_DIR / 'admin_api_key'} (or set ADMIN_API_KEY)",
         "",
-        "Try one referral end to end:   make journey",
+        f"  Console  : {stack.url('links')}/console (sign in with the admin key)",
+        "",
+        "Try one referral end to end:   make journey  (prints the participant's scoreboard URL)",
         "Or by hand:",
         f"  curl -s -X POST {stack.url('links')}/v1/programs \\",
         '    -H "Authorization: Bearer $(cat .dev/admin_api_key)" \\',

@@ -167,6 +167,17 @@ async def run_journey(
             )
         )
         log(f"notifications: {[i['title'] for i in feed['items']]}")
+        token = participant["scoreboard_url"].rsplit("/", 1)[-1]
+        board = await eventually(
+            lambda: _json_if(
+                http, f"{urls.links}/v1/scoreboards/{token}", {}, lambda b: b["conversions"] >= 1
+            )
+        )
+        log(
+            f"scoreboard: {participant['scoreboard_url']} (clicks {board['clicks']}, "
+            f"signups {board['signups']}, conversions {board['conversions']})"
+        )
+        log(f"ops console: {urls.links}/console (sign in with the admin key)")
         return Journey(
             pid,
             key["secret_key"],
