@@ -1,36 +1,45 @@
 """Chaos run: referral journeys flow while processes are killed and the infrastructure stalls;
 then the system settles and the invariants are checked.
 
-Faults (chosen and timed from the seed): SIGKILL of a random service followed by a restart,
-SIGSTOP/SIGCONT of the broker for a few seconds, an immediate stop and restart of Postgres.
-A few deliberately malformed messages are injected too. Journeys are driven as a careful client
-would: every call carries an Idempotency-Key and is retried until it is answered.
+Faults (chosen and timed from the seed, planned before the run): SIGKILL of a random service
+followed by a restart, SIGSTOP/SIGCONT of the broker for a few seconds, an immediate stop and
+restart of Postgres, and a crash and restart of the broker, which loses its log (the embedded
+broker keeps it in memory): after it, the run recovers as an operator would, with the outbox
+replay from the restart time minus a margin, for every service (bench/chaos_broker.py).
+A few deliberately malformed messages are injected too, and the faults start once they are
+dead-lettered. Journeys are driven as a careful client would: every call carries an
+Idempotency-Key and is retried until it is answered.
 
 Invariants after settling:
 - every accepted conversion has exactly the rewards its rules give (one per side), no more;
 - the ledger balances (every entry and in total);
 - every referrer reward issued has its notification, exactly once;
 - no event is left unsent in any outbox;
-- dead-letter topics hold only the malformed messages this run injected.
+- dead-letter topics held only the malformed messages this run injected, each at least once.
+  A broker restart empties the DLQ topics, so they are watched for the whole run and everything
+  seen in them counts (DeadLetterWatcher), not only what is left at the end.
 
-Not covered here: restarting the embedded broker. It keeps its log in memory only, so a restart
-loses acknowledged events; recovery is `python -m shared.messaging.replay --since <restart>`
-per service (docs/operations.md). On real Kafka with replication, acknowledged (acks=all)
-events survive a broker restart and no replay is needed.
+On real Kafka with replication and acks=all, acknowledged events survive a broker restart and
+no replay is needed; docs/operations.md says what the replay guarantees when a broker does lose
+data.
 
     python -m bench.chaos [--seeds N] [--faults F] [--journeys J] [--first-seed S]
+                          [--require KIND ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import contextlib
 import os
 import random
 import shutil
 import signal
 import sys
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,16 +49,53 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench.chaos_broker import DeadLetterWatcher, restart_broker_and_replay
 from devstack.stack import Stack, StackConfig, database_url_for
 from shared.contracts import TOPICS, ReferralConverted, dlq_topic
 
 SERVICES = ("links", "attribution", "rewards", "notifications")
+# Drawn uniformly: a service kill is twice as likely as each infrastructure fault.
+FAULT_KINDS = ("kill", "kill", "pause_broker", "restart_postgres", "restart_broker")
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    delay_s: float  # after the previous fault
+    service: str = ""  # kill: which one
+    duration_s: float = 0.0  # kill: down time; pause_broker, restart_postgres: how long
+
+
+def plan_faults(seed: int, count: int, required: tuple[str, ...] = ()) -> list[Fault]:
+    """The run's faults, from the seed alone (the journeys draw from another generator, so the
+    plan does not depend on how requests and faults interleave). ``required`` kinds replace
+    drawn ones if the draw missed them."""
+    rng = random.Random(f"faults-{seed}")
+    kinds = [rng.choice(FAULT_KINDS) for _ in range(count)]
+    free = list(range(count))
+    for kind in required:
+        if kind in kinds or not free:
+            continue
+        kinds[free.pop(rng.randrange(len(free)))] = kind
+    faults = []
+    for kind in kinds:
+        delay = rng.uniform(0.3, 1.5)
+        if kind == "kill":
+            faults.append(Fault(kind, delay, rng.choice(SERVICES), rng.uniform(0.2, 1.5)))
+        elif kind == "pause_broker":
+            faults.append(Fault(kind, delay, duration_s=rng.uniform(2, 5)))
+        elif kind == "restart_postgres":
+            faults.append(Fault(kind, delay, duration_s=rng.uniform(0.5, 2)))
+        else:
+            faults.append(Fault(kind, delay))
+    return faults
 
 
 @dataclass
 class ChaosResult:
     seed: int
     faults: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
     accepted: int = 0
     injected_ids: set[str] = field(default_factory=set)
     violations: list[str] = field(default_factory=list)
@@ -139,27 +185,27 @@ async def _inject_malformed(stack: Stack, count: int) -> set[str]:
     return ids
 
 
-async def _fault(stack: Stack, rng: random.Random) -> str:
-    kind = rng.choice(["kill", "kill", "pause_broker", "restart_postgres"])
-    if kind == "kill":
-        service = rng.choice(SERVICES)
-        stack.stop_service(service, signal.SIGKILL, timeout_s=5)
-        await asyncio.sleep(rng.uniform(0.2, 1.5))
-        stack.start_service(service)
-        await stack.wait_ready(timeout_s=90, services=(service,))
-        return f"SIGKILL {service}, restarted"
-    if kind == "pause_broker":
+async def _inject(stack: Stack, fault: Fault, watcher: DeadLetterWatcher) -> str:
+    if fault.kind == "kill":
+        stack.stop_service(fault.service, signal.SIGKILL, timeout_s=5)
+        await asyncio.sleep(fault.duration_s)
+        stack.start_service(fault.service)
+        await stack.wait_ready(timeout_s=90, services=(fault.service,))
+        return f"SIGKILL {fault.service}, restarted"
+    if fault.kind == "pause_broker":
         assert stack.broker is not None and stack.broker.pid is not None
-        seconds = rng.uniform(2, 5)
         os.kill(stack.broker.pid, signal.SIGSTOP)
-        await asyncio.sleep(seconds)
+        await asyncio.sleep(fault.duration_s)
         os.kill(stack.broker.pid, signal.SIGCONT)
-        return f"broker paused {seconds:.1f}s"
-    assert stack.postgres is not None
-    await asyncio.to_thread(stack.postgres.kill)
-    await asyncio.sleep(rng.uniform(0.5, 2))
-    await asyncio.to_thread(stack.postgres.start)
-    return "postgres stopped (immediate) and restarted"
+        return f"broker paused {fault.duration_s:.1f}s"
+    if fault.kind == "restart_postgres":
+        assert stack.postgres is not None
+        await asyncio.to_thread(stack.postgres.kill)
+        await asyncio.sleep(fault.duration_s)
+        await asyncio.to_thread(stack.postgres.start)
+        return "postgres stopped (immediate) and restarted"
+    watcher.broker_restarted()
+    return await restart_broker_and_replay(stack)
 
 
 async def _dead_letter_ids(stack: Stack) -> set[str]:
@@ -184,7 +230,9 @@ async def _dead_letter_ids(stack: Stack) -> set[str]:
         await consumer.stop()
 
 
-async def _check(stack: Stack, result: ChaosResult, accepted: list[str]) -> None:
+async def _check(
+    stack: Stack, result: ChaosResult, accepted: list[str], watcher: DeadLetterWatcher
+) -> None:
     ids = [uuid.UUID(c) for c in accepted]
     dbs = {s: await asyncpg.connect(database_url_for(stack.server_url, s)) for s in SERVICES}
     try:
@@ -235,23 +283,50 @@ async def _check(stack: Stack, result: ChaosResult, accepted: list[str]) -> None
             )
         if any(unsent.values()):
             result.violations.append(f"unsent outbox rows: {unsent}")
-        dead = await _dead_letter_ids(stack)
+        dead = watcher.ids | await _dead_letter_ids(stack)
         if dead != result.injected_ids:
             result.violations.append(
-                f"DLQs hold {len(dead)} distinct message(s), {len(result.injected_ids)} injected"
+                f"DLQs held {len(dead)} distinct message(s), {len(result.injected_ids)} injected "
+                f"({len(dead - result.injected_ids)} not injected, "
+                f"{len(result.injected_ids - dead)} injected never dead-lettered)"
             )
     finally:
         for db in dbs.values():
             await db.close()
 
 
-async def chaos_run(seed: int, *, faults: int, journeys: int, root: Path) -> ChaosResult:
-    rng = random.Random(seed)
+async def _wait_dead_lettered(watcher: DeadLetterWatcher, ids: set[str], timeout_s: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not ids <= watcher.ids:
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
+
+
+async def chaos_run(
+    seed: int,
+    *,
+    faults: int,
+    journeys: int,
+    root: Path,
+    require: tuple[str, ...] = (),
+) -> ChaosResult:
+    rng = random.Random(f"journeys-{seed}")
+    plan = plan_faults(seed, faults, require)
     result = ChaosResult(seed)
     config = StackConfig.for_tests(root)
+    # A consumer that is torn down without leaving its group (a kill, or a consumer recreated
+    # after a broker restart) holds its partitions until its session times out; 3 s instead of
+    # 10 s keeps the run short. It only makes rebalances more frequent, which is more chaos.
+    config.extra_env.setdefault("KAFKA_SESSION_TIMEOUT_MS", "3000")
     stack = Stack(config)
+    stop_watching = asyncio.Event()
+    watching: asyncio.Task[None] | None = None
     try:
         await stack.start()
+        watcher = DeadLetterWatcher(stack.bootstrap)
+        watching = asyncio.create_task(watcher.run(stop_watching))
         admin = {"Authorization": f"Bearer {stack.admin_api_key}"}
         async with httpx.AsyncClient(timeout=10) as http:
             links = stack.url("links")
@@ -291,14 +366,24 @@ async def chaos_run(seed: int, *, faults: int, journeys: int, root: Path) -> Cha
             driver = asyncio.create_task(
                 _journeys(stack, http, server, codes, journeys, rng, accepted)
             )
-            result.injected_ids = await _inject_malformed(stack, rng.randint(1, 3))
-            for _ in range(faults):
-                await asyncio.sleep(rng.uniform(0.3, 1.5))
-                result.faults.append(await _fault(stack, rng))
+            result.injected_ids = await _inject_malformed(stack, 1 + seed % 3)
+            # Dead-lettered before any fault: a broker restart would otherwise lose them.
+            if not await _wait_dead_lettered(watcher, result.injected_ids, timeout_s=60):
+                result.violations.append("injected malformed messages were not dead-lettered")
+            for fault in plan:
+                await asyncio.sleep(fault.delay_s)
+                began = time.monotonic()
+                what = await _inject(stack, fault, watcher)
+                result.faults.append(f"{what} [{time.monotonic() - began:.1f}s]")
+                result.kinds.append(fault.kind)
             await driver
             result.accepted = len(accepted)
-            await _check(stack, result, accepted)
+            await _check(stack, result, accepted, watcher)
     finally:
+        stop_watching.set()
+        if watching is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(watching, 20)
         stack.stop()
     return result
 
@@ -309,19 +394,35 @@ def main() -> int:
     parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--faults", type=int, default=10)
     parser.add_argument("--journeys", type=int, default=60)
+    parser.add_argument(
+        "--require",
+        action="append",
+        default=[],
+        choices=sorted(set(FAULT_KINDS)),
+        help="every seed injects at least one fault of this kind (repeatable)",
+    )
     args = parser.parse_args()
     violations = 0
     injected = 0
+    by_kind: collections.Counter[str] = collections.Counter()
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         root = Path(tempfile.mkdtemp(prefix=f"refplat-chaos-{seed}-"))
         root.chmod(0o755)  # the embedded Postgres may run as another user
-        try:
-            result = asyncio.run(
-                chaos_run(seed, faults=args.faults, journeys=args.journeys, root=root)
+        result = asyncio.run(
+            chaos_run(
+                seed,
+                faults=args.faults,
+                journeys=args.journeys,
+                root=root,
+                require=tuple(args.require),
             )
-        finally:
+        )
+        if result.ok:
             shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"  logs kept in {root / 'logs'}")
         injected += len(result.faults)
+        by_kind.update(result.kinds)
         violations += len(result.violations)
         print(
             f"seed={seed} accepted={result.accepted} faults={len(result.faults)} "
@@ -331,6 +432,8 @@ def main() -> int:
             print(f"  fault: {fault}")
         for violation in result.violations:
             print(f"  VIOLATION: {violation}")
+    kinds = " ".join(f"{k}={by_kind[k]}" for k in sorted(set(FAULT_KINDS)))
+    print(f"chaos faults by kind: {kinds}")
     print(f"chaos: runs={args.seeds} faults={injected} violations={violations}")
     return 1 if violations else 0
 

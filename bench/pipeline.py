@@ -1,19 +1,24 @@
 """The whole pipeline under load: referral journeys through the four services as real processes.
 
 Starts the stack (embedded Postgres and broker unless TEST_DATABASE_URL /
-TEST_KAFKA_BOOTSTRAP_SERVERS name servers), enrols participants, signs up one referee per
-journey (typed referral code), then sends the conversions, at a fixed offered rate and at full
-speed, and waits until every reward is issued and every notification recorded.
+TEST_KAFKA_BOOTSTRAP_SERVERS name servers), enrols participants and signs up one referee per
+journey (typed referral code) for both phases, waits until the services are idle, then sends
+the conversions: first at a fixed offered rate (an open-loop paced sender: request i is due at
+start + i/rate whatever the answers do; requests sent late are counted), then at full speed
+(``wrk`` with a Lua script, each conversion once), and waits until every reward is issued and
+every notification recorded.
 
 Prints conversions per second sustained (first conversion accepted -> last reward issued),
 p50/p95/p99 of conversion accepted -> reward issued and -> notification recorded (database
-timestamps of the services, one clock), CPU seconds and peak RSS per service, and a ratio
-against a baseline measured in the same run: the rate at which this driver gets answers from
-attribution's /healthz (the HTTP ceiling of client + server on this machine). Last line:
+timestamps of the services, one clock: "accepted" is attribution's ``converted_at``), the
+driver's HTTP latency, CPU seconds per service and for Postgres and the broker during each
+phase, peak RSS per service, and a ratio against a baseline measured in the same run: the
+rate at which ``wrk`` gets answers from attribution's /healthz (the HTTP ceiling of client +
+server on this machine). Last line:
 
     pipeline: conversions_per_s=<n> p99_reward_ms=<x> p99_notify_ms=<y> lost=<n> duplicated=<n>
 
-    python -m bench.pipeline [--journeys N] [--rate R] [--concurrency C]
+    python -m bench.pipeline [--journeys N] [--rate R] [--concurrency C] [--profile SERVICE]
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import os
 import shutil
 import signal
 import subprocess
@@ -38,28 +44,46 @@ import asyncpg
 import httpx
 import psutil
 
+from bench.pipeline_driver import RawHttp, paced, post_all, wrk_baseline, wrk_conversions
 from devstack.stack import Stack, StackConfig, database_url_for
 
 SERVICES = ("links", "attribution", "rewards", "notifications")
 PROFILE_DIR = Path("test-output")
 
 
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its children, live and exited (Postgres backends)."""
+    try:
+        proc = psutil.Process(pid)
+        times = proc.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in proc.children(recursive=True):
+            try:
+                child_times = child.cpu_times()
+                total += child_times.user + child_times.system
+            except psutil.NoSuchProcess:
+                pass
+        return float(total)
+    except psutil.NoSuchProcess:
+        return 0.0
+
+
 @dataclass
 class Sampler:
-    """CPU seconds and peak RSS of each service process, sampled in a thread."""
+    """CPU seconds and peak RSS of each service process (and CPU of Postgres and the broker),
+    sampled in a thread; ``mark`` snapshots CPU so each phase gets its own split."""
 
     pids: dict[str, int]
+    infra: dict[str, int]
     peak_rss: dict[str, int] = field(default_factory=dict)
-    cpu_start: dict[str, float] = field(default_factory=dict)
-    cpu_end: dict[str, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
-    def _cpu(self, pid: int) -> float:
-        times = psutil.Process(pid).cpu_times()
-        return float(times.user + times.system)
+    def cpu(self) -> dict[str, float]:
+        out = {s: _tree_cpu(p) for s, p in self.pids.items()}
+        out.update({s: _tree_cpu(p) for s, p in self.infra.items()})
+        return out
 
     def start(self) -> None:
-        self.cpu_start = {s: self._cpu(p) for s, p in self.pids.items()}
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
@@ -71,7 +95,6 @@ class Sampler:
 
     def stop(self) -> None:
         self._stop.set()
-        self.cpu_end = {s: self._cpu(p) for s, p in self.pids.items()}
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -88,23 +111,6 @@ async def _post(
     if response.status_code not in (200, 201):
         raise RuntimeError(f"POST {url} -> {response.status_code}: {response.text[:300]}")
     return response.json()  # type: ignore[no-any-return]
-
-
-async def baseline_rps(
-    http: httpx.AsyncClient, url: str, seconds: float, concurrency: int
-) -> float:
-    done = 0
-    deadline = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        nonlocal done
-        while time.perf_counter() < deadline:
-            await http.get(url)
-            done += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*[worker() for _ in range(concurrency)])
-    return done / (time.perf_counter() - started)
 
 
 async def setup_program(
@@ -156,55 +162,126 @@ async def wait_for_key(stack: Stack, http: httpx.AsyncClient, server: dict[str, 
     raise TimeoutError("attribution never learned the program key")
 
 
-async def run_phase(
-    stack: Stack,
-    http: httpx.AsyncClient,
-    server: dict[str, str],
-    codes: list[str],
-    journeys: int,
-    rate: float | None,
-    concurrency: int,
-    label: str,
-) -> dict[str, Any]:
-    attribution = stack.url("attribution")
-    tag = uuid.uuid4().hex[:6]
-    customers = [f"{label}-{tag}-{i}" for i in range(journeys)]
-    semaphore = asyncio.Semaphore(concurrency)
-
-    async def signup(i: int) -> None:
-        async with semaphore:
-            body = {"customer_id": customers[i], "referral_code": codes[i % len(codes)]}
-            result = await _post(http, f"{attribution}/v1/signups", server, body)
+async def signups(
+    stack: Stack, key: str, codes: list[str], customers: list[str], concurrency: int
+) -> None:
+    """Set-up, not measured: one attributed signup per journey."""
+    http = RawHttp(stack.url("attribution"), concurrency, {"Authorization": f"Bearer {key}"})
+    try:
+        bodies = [
+            {"customer_id": c, "referral_code": codes[i % len(codes)]}
+            for i, c in enumerate(customers)
+        ]
+        for result in await post_all(http, "/v1/signups", bodies, concurrency):
             if not result["attributed"]:
                 raise RuntimeError(f"signup not attributed: {result}")
+    finally:
+        await http.close()
 
-    await asyncio.gather(*[signup(i) for i in range(journeys)])
-    accepted: dict[str, float] = {}
 
-    async def convert(i: int) -> None:
-        async with semaphore:
-            body = {
-                "customer_id": customers[i],
-                "order_id": f"o-{customers[i]}",
-                "amount": 5000,
-                "currency": "USD",
-            }
-            result = await _post(http, f"{attribution}/v1/conversions", server, body)
-            accepted[result["conversion_id"]] = time.time()
+async def wait_idle(stack: Stack, timeout_s: float = 300) -> None:
+    """Until no outbox holds unsent events and no consumer applied anything for a second: the
+    events of the set-up are handled before the measured phase starts."""
+    conns = {s: await asyncpg.connect(database_url_for(stack.server_url, s)) for s in SERVICES}
+    try:
+        deadline = time.monotonic() + timeout_s
+        last: tuple[int, ...] = ()
+        while time.monotonic() < deadline:
+            state = []
+            for conn in conns.values():
+                state.append(
+                    await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+                )
+                state.append(await conn.fetchval("SELECT count(*) FROM processed_events"))
+            if tuple(state) == last and not any(state[0::2]):
+                return
+            last = tuple(state)
+            await asyncio.sleep(1.0)
+        raise TimeoutError("the services did not become idle")
+    finally:
+        for conn in conns.values():
+            await conn.close()
+
+
+def conversion_bodies(customers: list[str]) -> list[dict[str, Any]]:
+    return [
+        {"customer_id": c, "order_id": f"o-{c}", "amount": 5000, "currency": "USD"}
+        for c in customers
+    ]
+
+
+async def accepted_times(stack: Stack, customers: list[str]) -> dict[str, float]:
+    """Conversion id -> attribution's ``converted_at`` (epoch seconds) of these orders."""
+    conn = await asyncpg.connect(database_url_for(stack.server_url, "attribution"))
+    try:
+        rows = await conn.fetch(
+            "SELECT id, converted_at FROM conversions WHERE order_id = ANY($1::text[])",
+            [f"o-{c}" for c in customers],
+        )
+    finally:
+        await conn.close()
+    return {str(r["id"]): r["converted_at"].timestamp() for r in rows}
+
+
+async def run_fixed(
+    stack: Stack, key: str, customers: list[str], rate: float, concurrency: int
+) -> dict[str, Any]:
+    http = RawHttp(stack.url("attribution"), concurrency, {"Authorization": f"Bearer {key}"})
+    try:
+        result = await paced(http, "/v1/conversions", conversion_bodies(customers), rate)
+    finally:
+        await http.close()
+    offered = (len(customers) - 1) / max(result.sent_s, 1e-9)
+    print(
+        f"[fixed-rate] offered {offered:.1f}/s (asked {rate:g}/s); sent late (>10 ms or every "
+        f"connection busy): {result.late}; driver HTTP p50="
+        f"{quantile(result.http_ms, 0.5):.0f} ms p99={quantile(result.http_ms, 0.99):.0f} ms"
+    )
+    return {
+        "accepted": await accepted_times(stack, customers),
+        "sent_s": result.sent_s,
+        "label": "fixed-rate",
+    }
+
+
+async def run_full(
+    stack: Stack, key: str, customers: list[str], threads: int, connections: int
+) -> dict[str, Any]:
+    conn = await asyncpg.connect(database_url_for(stack.server_url, "attribution"))
+    orders = [f"o-{c}" for c in customers]
+
+    progress = [0, time.monotonic()]
+
+    async def all_accepted() -> bool:
+        n = await conn.fetchval(
+            "SELECT count(*) FROM conversions WHERE order_id = ANY($1::text[])", orders
+        )
+        if n != progress[0]:
+            progress[:] = [n, time.monotonic()]
+        elif time.monotonic() - progress[1] > 30:
+            print(f"[full-speed] stalled at {n} of {len(orders)} conversions accepted")
+            return True
+        return bool(n == len(orders))
 
     started = time.perf_counter()
-    if rate is None:
-        await asyncio.gather(*[convert(i) for i in range(journeys)])
-    else:
-        tasks = []
-        for i in range(journeys):
-            delay = started + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(convert(i)))
-        await asyncio.gather(*tasks)
+    try:
+        summary = await wrk_conversions(
+            stack.url("attribution"),
+            key,
+            conversion_bodies(customers),
+            threads,
+            connections,
+            all_accepted,
+        )
+    finally:
+        await conn.close()
     sent_s = time.perf_counter() - started
-    return {"accepted": accepted, "sent_s": sent_s, "label": label}
+    print(f"[full-speed] {summary}")
+    return {
+        "accepted": await accepted_times(stack, customers),
+        "sent_s": sent_s,
+        "label": "full-speed",
+    }
 
 
 async def settle(
@@ -354,43 +431,80 @@ def _frame_name(frame: str) -> str:
     return f"{name} {where.rstrip(')').rsplit('/', 1)[-1]}"
 
 
+def print_cpu(label: str, before: dict[str, float], after: dict[str, float], n: int) -> None:
+    used = {name: after[name] - before[name] for name in after}
+    parts = [f"{name}={s:.1f}s ({s * 1000 / n:.1f} ms/conv)" for name, s in used.items()]
+    print(f"[{label}] cpu: " + ", ".join(parts))
+    # The machine may be shared: the load says how much of it these processes could get.
+    print(f"[{label}] machine load average (1 min) at the end: {os.getloadavg()[0]:.1f}")
+
+
 async def main_async(args: argparse.Namespace, root: Path) -> None:
     config = StackConfig.for_tests(root)
+    if args.fetch_wait_ms is not None:
+        # The consumers' fetch wait: the embedded broker does not wake long polls, so it is
+        # both the idle poll rate (broker CPU) and up to that much latency per hop.
+        config.extra_env["KAFKA_FETCH_MAX_WAIT_MS"] = str(args.fetch_wait_ms)
     stack = Stack(config)
     try:
         await stack.start()
-        limits = httpx.Limits(
-            max_connections=args.concurrency, max_keepalive_connections=args.concurrency
+        ceiling = await asyncio.to_thread(
+            wrk_baseline, f"{stack.url('attribution')}/healthz", 3, 2, args.concurrency
         )
-        async with httpx.AsyncClient(timeout=30, limits=limits) as http:
-            ceiling = await baseline_rps(
-                http, f"{stack.url('attribution')}/healthz", 3, args.concurrency
-            )
-            print(f"baseline: driver -> attribution /healthz {ceiling:.0f} req/s")
+        print(f"baseline: wrk -> attribution /healthz {ceiling:.0f} req/s")
+        async with httpx.AsyncClient(timeout=30) as http:
             _, server, codes = await setup_program(stack, http, args.participants)
             await wait_for_key(stack, http, server)
-            sampler = Sampler({s: p.pid for s, p in stack.processes.items()})
-            sampler.start()
-            results = {}
-            for label, rate in (("fixed-rate", args.rate), ("full-speed", None)):
-                profiler = None
-                if args.profile and label == "full-speed":
-                    profiler = start_profiler(stack.processes[args.profile].pid, args.profile)
-                phase = await run_phase(
-                    stack, http, server, codes, args.journeys, rate, args.concurrency, label
+        key = server["Authorization"].removeprefix("Bearer ")
+        tag = uuid.uuid4().hex[:6]
+        customers = {
+            label: [f"{label}-{tag}-{i}" for i in range(args.journeys)]
+            for label in ("fixed-rate", "full-speed")
+        }
+        started = time.perf_counter()
+        await signups(
+            stack, key, codes, customers["fixed-rate"] + customers["full-speed"], args.concurrency
+        )
+        print(
+            f"set-up: {2 * args.journeys} signups in {time.perf_counter() - started:.1f}s; "
+            "waiting until the services are idle"
+        )
+        await wait_idle(stack)
+        infra = {}
+        if stack.postgres is not None:
+            pm = (stack.postgres.data_dir / "postmaster.pid").read_text().split()[0]
+            infra["postgres"] = int(pm)
+        if stack.broker is not None and stack.broker.pid is not None:
+            infra["broker"] = stack.broker.pid
+        sampler = Sampler({s: p.pid for s, p in stack.processes.items()}, infra)
+        sampler.start()
+        results = {}
+        for label in ("fixed-rate", "full-speed"):
+            profilers = []
+            if label == "full-speed":
+                for service in args.profile or ():
+                    profilers.append(
+                        (service, start_profiler(stack.processes[service].pid, service))
+                    )
+            cpu_before = sampler.cpu()
+            if label == "fixed-rate":
+                phase = await run_fixed(stack, key, customers[label], args.rate, args.concurrency)
+            else:
+                phase = await run_full(
+                    stack, key, customers[label], args.wrk_threads, args.concurrency
                 )
-                if profiler is not None:
-                    profiler.send_signal(signal.SIGINT)
-                    await asyncio.to_thread(profiler.wait, 30)
-                    print_profile(args.profile)
-                issued, notified, duplicated = await settle(stack, phase["accepted"], 120)
-                results[label] = report(phase, issued, notified, duplicated)
-            sampler.stop()
+            issued, notified, duplicated = await settle(stack, phase["accepted"], 300)
+            print_cpu(label, cpu_before, sampler.cpu(), args.journeys)
+            for service, profiler in profilers:
+                profiler.send_signal(signal.SIGINT)
+                await asyncio.to_thread(profiler.wait, 30)
+                print_profile(service)
+            results[label] = report(phase, issued, notified, duplicated)
+            if label == "fixed-rate":
+                await wait_idle(stack)
+        sampler.stop()
         for service in SERVICES:
-            cpu = sampler.cpu_end[service] - sampler.cpu_start[service]
-            print(
-                f"{service:<13} cpu={cpu:.1f}s peak_rss={sampler.peak_rss[service] / 2**20:.0f} MiB"
-            )
+            print(f"{service:<13} peak_rss={sampler.peak_rss[service] / 2**20:.0f} MiB")
         full, fixed = results["full-speed"], results["fixed-rate"]
         print(
             f"ratio: full-speed conversions/s over the /healthz baseline = "
@@ -416,12 +530,19 @@ def main() -> None:
         default=50.0,
         help="offered conversions per second in the fixed-rate phase",
     )
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=32, help="connections of the drivers")
+    parser.add_argument("--wrk-threads", type=int, default=1)
+    parser.add_argument(
+        "--fetch-wait-ms",
+        type=int,
+        help="KAFKA_FETCH_MAX_WAIT_MS of the services (default: the dev stack's)",
+    )
     parser.add_argument("--participants", type=int, default=100)
     parser.add_argument(
         "--profile",
         choices=SERVICES,
-        help="sample this service with py-spy during the full-speed phase",
+        action="append",
+        help="sample this service with py-spy during the full-speed phase (repeatable)",
     )
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="refplat-bench-"))

@@ -156,6 +156,14 @@ class EmbeddedPostgres:
             )
 
 
+# Tansu creates a topic on the first metadata request that names it, with this many partitions.
+# After a restart (empty log) every running client recreates its topics that way within
+# milliseconds, before anyone can run ``ensure_topics``; so the stack creates them with this same
+# count. A different count would silently lose messages: a producer still holding the old
+# metadata writes to partitions that no longer exist, and Tansu acknowledges those writes.
+AUTO_CREATED_PARTITIONS = 4
+
+
 @dataclass
 class EmbeddedBroker:
     """The Tansu broker with in-memory storage. After a restart its log is empty."""
@@ -193,6 +201,15 @@ class EmbeddedBroker:
             start_new_session=True,
         )
         _wait_for_port(self.port, 30, "broker")
+
+    def restart(self) -> None:
+        """Crash the broker (SIGKILL) and start a new one on the same port: every topic, message,
+        consumer group and committed offset is gone, as on a broker that lost its disk."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait(10)
+            self._proc = None
+        self.start()
 
     def stop(self) -> None:
         if self._proc is None:

@@ -21,7 +21,12 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 
-from devstack.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from devstack.embedded import (
+    AUTO_CREATED_PARTITIONS,
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    free_port,
+)
 from shared.messaging.producer import ensure_topics
 from shared.migrate import SERVICES, migrate
 from shared.settings import ServiceSettings
@@ -139,6 +144,8 @@ class Stack:
             # DESIGN.md §7: no InitProducerId, and long polls are not woken by new data.
             env.setdefault("KAFKA_ENABLE_IDEMPOTENCE", "false")
             env.setdefault("KAFKA_FETCH_MAX_WAIT_MS", "15")
+            # The count Tansu gives the topics it recreates after a restart (embedded.py).
+            env.setdefault("KAFKA_TOPIC_PARTITIONS", str(AUTO_CREATED_PARTITIONS))
         env.update(self.config.extra_env)
         return env
 
@@ -157,7 +164,24 @@ class Stack:
             await conn.close()
         for service in SERVICES:
             await migrate(service, database_url_for(self.server_url, service))
-        await ensure_topics(ServiceSettings(kafka_bootstrap_servers=self.bootstrap))
+        await ensure_topics(self.topic_settings())
+
+    def topic_settings(self) -> ServiceSettings:
+        """Settings to create the topics with: the services' own partition count."""
+        settings = ServiceSettings(kafka_bootstrap_servers=self.bootstrap)
+        partitions = self.service_env(SERVICES[0]).get("KAFKA_TOPIC_PARTITIONS")
+        if partitions:
+            settings.kafka_topic_partitions = int(partitions)
+        return settings
+
+    async def restart_broker(self) -> None:
+        """Crash the embedded broker and start an empty one on the same port, then recreate
+        the topics. Running services reconnect by themselves; what the old broker held is gone
+        (recovery: ``shared.messaging.replay``, see docs/operations.md)."""
+        if self.broker is None:
+            raise RuntimeError("only the embedded broker can be restarted")
+        await asyncio.to_thread(self.broker.restart)
+        await ensure_topics(self.topic_settings())
 
     # --- services -----------------------------------------------------------------------
 

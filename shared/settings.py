@@ -37,6 +37,9 @@ class ServiceSettings(BaseSettings):
 
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 1.0
+    # Sent outbox rows are kept this long so that `python -m shared.messaging.replay` can
+    # re-publish them after a broker lost data (disaster recovery window).
+    outbox_retention_hours: float = Field(default=168.0, gt=0)
 
     admin_api_key: SecretStr | None = Field(default=None)
     # Let webhooks and other outbound calls reach private/loopback addresses (tests, on-prem).

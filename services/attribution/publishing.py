@@ -17,7 +17,7 @@ from shared.contracts import (
     ReferralSignedUp,
 )
 from shared.contracts.referrals import RuleOutcome
-from shared.messaging.outbox import enqueue
+from shared.messaging.outbox import OutboxRow, enqueue, outbox_row
 
 SOURCE = "/services/attribution"
 
@@ -77,30 +77,44 @@ async def rejected(
     )
 
 
+def _converted_event(
+    signup: dict[str, Any] | asyncpg.Record,
+    conversion: dict[str, Any] | asyncpg.Record,
+    variant: str | None,
+) -> ReferralConverted:
+    return ReferralConverted(
+        conversion_id=conversion["id"],
+        referral_id=signup["id"],
+        program_id=signup["program_id"],
+        referrer_id=signup["referrer_id"],
+        referee_customer_id=signup["customer_id"],
+        order_id=conversion["order_id"],
+        amount=conversion["amount"],
+        currency=conversion["currency"],
+        converted_at=conversion["converted_at"],
+        program_version=conversion["program_version"],
+        variant=variant,
+        sequence=conversion["sequence"],
+    )
+
+
 async def converted(
     conn: asyncpg.Connection,
     signup: dict[str, Any] | asyncpg.Record,
     conversion: dict[str, Any] | asyncpg.Record,
     variant: str | None,
 ) -> None:
-    await enqueue(
-        conn,
-        ReferralConverted(
-            conversion_id=conversion["id"],
-            referral_id=signup["id"],
-            program_id=signup["program_id"],
-            referrer_id=signup["referrer_id"],
-            referee_customer_id=signup["customer_id"],
-            order_id=conversion["order_id"],
-            amount=conversion["amount"],
-            currency=conversion["currency"],
-            converted_at=conversion["converted_at"],
-            program_version=conversion["program_version"],
-            variant=variant,
-            sequence=conversion["sequence"],
-        ),
-        source=SOURCE,
-    )
+    await enqueue(conn, _converted_event(signup, conversion, variant), source=SOURCE)
+
+
+def converted_row(
+    signup: dict[str, Any] | asyncpg.Record,
+    conversion: dict[str, Any] | asyncpg.Record,
+    variant: str | None,
+) -> OutboxRow:
+    """``referral.converted`` as an outbox row, for a caller that writes it together with the
+    conversion in one statement."""
+    return outbox_row(_converted_event(signup, conversion, variant), source=SOURCE)
 
 
 async def reversed_(

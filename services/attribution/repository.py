@@ -11,6 +11,7 @@ import asyncpg
 from services.attribution.policy import Click
 from shared.contracts.sections.attribution import AttributionPolicy
 from shared.contracts.sections.fraud import FraudPolicy
+from shared.messaging.outbox import OutboxRow, outbox_insert_from
 
 _CLICK_COLUMNS = (
     "click_id, program_id, participant_id, clicked_at, attributable, visitor_hash, traceparent"
@@ -59,25 +60,50 @@ async def versions(conn: asyncpg.Connection, program_id: UUID) -> list[tuple[int
     return [(r["version"], r["effective_from"]) for r in rows]
 
 
+# Versions are immutable once published, so their parsed sections are kept in the process.
+_POLICIES: dict[tuple[UUID, int], tuple[AttributionPolicy, FraudPolicy]] = {}
+_POLICY_CACHE_SIZE = 4096
+
+
+async def policies_of(
+    conn: asyncpg.Connection, program_id: UUID, version: int
+) -> tuple[AttributionPolicy, FraudPolicy]:
+    """The attribution and fraud sections of one version (defaults for versions written
+    before a field existed)."""
+    key = (program_id, version)
+    cached = _POLICIES.get(key)
+    if cached is not None:
+        return cached
+    definition = await conn.fetchval(
+        "SELECT definition FROM program_versions WHERE program_id = $1 AND version = $2",
+        program_id,
+        version,
+    )
+    definition = definition or {}
+    parsed = (
+        AttributionPolicy.model_validate(definition.get("attribution") or {}),
+        FraudPolicy.model_validate(definition.get("fraud") or {}),
+    )
+    if len(_POLICIES) >= _POLICY_CACHE_SIZE:
+        _POLICIES.clear()
+    _POLICIES[key] = parsed
+    return parsed
+
+
 async def policies_in_force(
     conn: asyncpg.Connection, program_id: UUID, at: datetime
 ) -> tuple[int | None, AttributionPolicy, FraudPolicy]:
     """The version in force at ``at`` and its attribution and fraud sections (defaults when
-    attribution has not seen the program yet, or for versions written before a field existed)."""
-    row = await conn.fetchrow(
-        "SELECT version, definition FROM program_versions WHERE program_id = $1 "
+    attribution has not seen the program yet)."""
+    version = await conn.fetchval(
+        "SELECT version FROM program_versions WHERE program_id = $1 "
         "AND effective_from <= $2 ORDER BY version DESC LIMIT 1",
         program_id,
         at,
     )
-    if row is None:
+    if version is None:
         return None, AttributionPolicy(), FraudPolicy()
-    definition = row["definition"] or {}
-    return (
-        row["version"],
-        AttributionPolicy.model_validate(definition.get("attribution") or {}),
-        FraudPolicy.model_validate(definition.get("fraud") or {}),
-    )
+    return (version, *await policies_of(conn, program_id, version))
 
 
 async def referrer_fingerprints(
@@ -252,6 +278,39 @@ async def earlier_qualifying(conn: asyncpg.Connection, signup_id: UUID) -> list[
     return [r["converted_at"] for r in rows]
 
 
+async def signup_for_conversion(
+    conn: asyncpg.Connection, program_id: UUID, customer_id: str
+) -> asyncpg.Record | None:
+    """The customer's signup, row-locked (one referee's purchases are numbered one at a
+    time), with its referrer's experiment variant."""
+    return await conn.fetchrow(
+        "SELECT s.*, p.variant AS referrer_variant FROM signups s "
+        "LEFT JOIN participants p ON p.participant_id = s.referrer_id "
+        "WHERE s.program_id = $1 AND s.customer_id = $2 FOR UPDATE OF s",
+        program_id,
+        customer_id,
+    )
+
+
+async def conversion_context(
+    conn: asyncpg.Connection, program_id: UUID, order_id: str, signup_id: UUID, at: datetime
+) -> asyncpg.Record:
+    """What a new purchase is judged on, in one round trip: an earlier conversion of the same
+    order, the referral's earlier qualifying purchases, the version in force at ``at``. Run
+    after the signup lock: a statement's snapshot is taken when it starts."""
+    return await conn.fetchrow(
+        "SELECT (SELECT id FROM conversions WHERE program_id = $1 AND order_id = $2) AS existing, "
+        "(SELECT coalesce(array_agg(converted_at ORDER BY sequence), '{}') FROM conversions "
+        " WHERE signup_id = $3 AND sequence IS NOT NULL) AS earlier, "
+        "(SELECT version FROM program_versions WHERE program_id = $1 AND effective_from <= $4 "
+        " ORDER BY version DESC LIMIT 1) AS version",
+        program_id,
+        order_id,
+        signup_id,
+        at,
+    )
+
+
 _CONVERSION_COLUMNS = (
     "id",
     "signup_id",
@@ -275,6 +334,26 @@ async def insert_conversion(conn: asyncpg.Connection, values: dict[str, Any]) ->
         f"INSERT INTO conversions ({columns}) VALUES ({params}) "
         "ON CONFLICT (program_id, order_id) DO NOTHING RETURNING true",
         *(values[c] for c in _CONVERSION_COLUMNS),
+    )
+    return bool(inserted)
+
+
+async def insert_conversion_with_event(
+    conn: asyncpg.Connection, values: dict[str, Any], event: OutboxRow | None
+) -> bool:
+    """The conversion and, when it is published, its outbox row: one statement."""
+    columns = ", ".join(_CONVERSION_COLUMNS)
+    n = len(_CONVERSION_COLUMNS)
+    params = ", ".join(f"${i}" for i in range(1, n + 1))
+    if event is None:
+        return await insert_conversion(conn, values)
+    inserted = await conn.fetchval(
+        f"WITH c AS (INSERT INTO conversions ({columns}) VALUES ({params}) "
+        "ON CONFLICT (program_id, order_id) DO NOTHING RETURNING id), "
+        f"o AS ({outbox_insert_from(n + 1, 'c')}) "
+        "SELECT count(*) = 1 FROM c",
+        *(values[c] for c in _CONVERSION_COLUMNS),
+        *event,
     )
     return bool(inserted)
 

@@ -203,8 +203,9 @@ def _conversion_out(signup: Any, conversion: Any) -> dict[str, Any]:
 async def conversion(
     conn: asyncpg.Connection, program_id: UUID, body: ConversionIn, now: datetime
 ) -> tuple[int, dict[str, Any]]:
-    # The lock serialises one referee's purchases, so sequences are numbered without gaps.
-    signup_row = await repo.get_signup(conn, program_id, body.customer_id, lock=True)
+    # Round trips are the cost of this call: the lock, one read of everything the verdict
+    # needs, one statement for the row and its event.
+    signup_row = await repo.signup_for_conversion(conn, program_id, body.customer_id)
     if signup_row is None:
         raise Problem(
             422, "unknown-customer", "No signup was tracked for this customer", field="customer_id"
@@ -216,8 +217,9 @@ async def conversion(
             f"This customer's signup was not attributed ({signup_row['reason']})",
             field="customer_id",
         )
-    existing = await repo.get_conversion(conn, program_id, body.order_id)
-    if existing is not None:
+    context = await repo.conversion_context(conn, program_id, body.order_id, signup_row["id"], now)
+    if context["existing"] is not None:
+        existing = await repo.get_conversion(conn, program_id, body.order_id)
         if existing["signup_id"] != signup_row["id"]:
             raise Problem(
                 409,
@@ -226,7 +228,11 @@ async def conversion(
                 field="order_id",
             )
         return 200, _conversion_out(signup_row, existing)
-    version, attribution, _ = await repo.policies_in_force(conn, program_id, now)
+    version = context["version"]
+    if version is None:
+        attribution = AttributionPolicy()
+    else:
+        attribution, _ = await repo.policies_of(conn, program_id, version)
     values: dict[str, Any] = {
         "id": publish.new_id(),
         "signup_id": signup_row["id"],
@@ -248,20 +254,20 @@ async def conversion(
             converted_at=now,
             amount=body.amount,
             currency=body.currency,
-            earlier=await repo.earlier_qualifying(conn, signup_row["id"]),
+            earlier=list(context["earlier"]),
         )
         values.update(qualified=verdict.qualified, reason=verdict.reason, sequence=verdict.sequence)
         if verdict.qualified and signup_row["status"] == "flagged":
             values["reason"] = f"{verdict.reason}_held_for_review"
         values["published"] = verdict.qualified and signup_row["status"] == "active"
-    if not await repo.insert_conversion(conn, values):
+    event = None
+    if values["published"]:
+        event = publish.converted_row(signup_row, values, signup_row["referrer_variant"])
+    if not await repo.insert_conversion_with_event(conn, values, event):
         # Only another customer's order can get here (ours are serialised by the lock).
         raise Problem(
             409, "order-already-tracked", "This order id was tracked already", field="order_id"
         )
-    if values["published"]:
-        variant = await _variant(conn, signup_row["referrer_id"])
-        await publish.converted(conn, signup_row, values, variant)
     return 201, _conversion_out(signup_row, values)
 
 

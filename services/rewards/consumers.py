@@ -7,7 +7,13 @@ import hashlib
 import asyncpg
 
 from services.rewards import ledger, lifecycle
-from services.rewards.issuing import lock_referrer, reward_conversion, reward_recorded
+from services.rewards.issuing import (
+    REFERRER_LOCK_SQL,
+    lock_referrer,
+    referrer_lock_key,
+    reward_conversion,
+    reward_recorded,
+)
 from shared.contracts import (
     ParticipantErased,
     ProgramPublished,
@@ -54,12 +60,14 @@ async def on_program_published(
 async def on_referral_converted(
     conn: asyncpg.Connection, event: ReferralConverted, _: Envelope
 ) -> None:
-    await lock_referrer(conn, event.program_id, event.referrer_id)
+    # The per-referrer lock (see ``lock_referrer``) is taken by the insert itself: one round
+    # trip, and the lock is held before anything of the referrer's history is read.
     conversion = await conn.fetchrow(
         "INSERT INTO conversions (conversion_id, referral_id, program_id, referrer_id, "
         "referee_customer_id, order_id, amount, currency, converted_at, program_version, status, "
         "variant, sequence) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'awaiting_program', $11, $12) "
+        "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'awaiting_program', $11, $12 "
+        f"FROM (SELECT {REFERRER_LOCK_SQL.format(param='$13')}) AS lock "
         "ON CONFLICT DO NOTHING RETURNING *",
         event.conversion_id,
         event.referral_id,
@@ -73,6 +81,7 @@ async def on_referral_converted(
         event.program_version,
         event.variant,
         event.sequence,
+        referrer_lock_key(event.program_id, event.referrer_id),
     )
     if conversion is None:
         return  # seen before: rewarded, or waiting for its program version

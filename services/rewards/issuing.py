@@ -26,9 +26,15 @@ async def lock_referrer(
     """Serialize one referrer's rewards across consumer instances (a rebalance can hand
     the same partition to two of them for a moment): caps and milestones read then write."""
     await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-        f"rewards:referrer:{program_id}:{referrer_id}",
+        f"SELECT {REFERRER_LOCK_SQL.format(param='$1')}", referrer_lock_key(program_id, referrer_id)
     )
+
+
+REFERRER_LOCK_SQL = "pg_advisory_xact_lock(hashtextextended({param}, 0))"
+
+
+def referrer_lock_key(program_id: uuid.UUID, referrer_id: uuid.UUID) -> str:
+    return f"rewards:referrer:{program_id}:{referrer_id}"
 
 
 async def lock_program_budget(conn: asyncpg.Connection, program_id: uuid.UUID) -> None:
@@ -143,6 +149,27 @@ async def history_for(
     )
 
 
+_INSERT_REWARD_SQL = """
+WITH r AS (
+    INSERT INTO rewards (id, conversion_id, program_id, program_version, variant, referrer_id,
+        rule, side, recipient, amount, requested_amount, unit, perk, status, fulfilment,
+        available_at, issued_at, next_attempt_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+    ON CONFLICT DO NOTHING RETURNING id
+),
+e AS (
+    INSERT INTO ledger_entries (reward_id, kind)
+    SELECT id, $19::text FROM r WHERE $19::text IS NOT NULL RETURNING id
+),
+p AS (
+    INSERT INTO ledger_postings (entry_id, account, unit, amount)
+    SELECT e.id, v.account, $12, v.amount FROM e,
+        (VALUES ($20::text, $10::bigint), ($21::text, -$10::bigint)) AS v (account, amount)
+)
+SELECT count(*) = 1 FROM r
+"""
+
+
 async def reward_conversion(conn: asyncpg.Connection, conversion_id: uuid.UUID) -> int:
     """Record the rewards of one conversion; returns how many rows were created now.
 
@@ -193,35 +220,6 @@ async def reward_recorded(conn: asyncpg.Connection, conversion: asyncpg.Record) 
     for line in lines:
         reward_id = uuid.uuid4()
         status = lifecycle.initial_state(line.amount, hold, policy.fulfilment.kind)
-        inserted = await conn.fetchval(
-            "INSERT INTO rewards (id, conversion_id, program_id, program_version, variant, "
-            "referrer_id, rule, side, recipient, amount, requested_amount, unit, perk, status, "
-            "fulfilment, available_at, issued_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, "
-            "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) "
-            "ON CONFLICT DO NOTHING RETURNING true",
-            reward_id,
-            conversion_id,
-            conversion["program_id"],
-            version["version"],
-            conversion["variant"],
-            conversion["referrer_id"],
-            line.rule,
-            line.side,
-            line.recipient,
-            line.amount,
-            line.asked,
-            line.unit,
-            line.perk,
-            status,
-            policy.fulfilment.kind,
-            None if status == "capped" else now + hold,
-            now if status == "issued" else None,
-            now if status == "available" else None,
-        )
-        if not inserted:
-            continue
-        created += 1
-        REWARDS_CREATED.labels(status).inc()
         reward = {
             "id": reward_id,
             "conversion_id": conversion_id,
@@ -240,6 +238,37 @@ async def reward_recorded(conn: asyncpg.Connection, conversion: asyncpg.Record) 
             "status": status,
             "fulfilment": policy.fulfilment.kind,
         }
+        # The row and its first ledger entry in one statement (one round trip).
+        entry = lifecycle.first_entry(reward)
+        kind, debit, credit = entry if entry is not None else (None, None, None)
+        inserted = await conn.fetchval(
+            _INSERT_REWARD_SQL,
+            reward_id,
+            conversion_id,
+            conversion["program_id"],
+            version["version"],
+            conversion["variant"],
+            conversion["referrer_id"],
+            line.rule,
+            line.side,
+            line.recipient,
+            line.amount,
+            line.asked,
+            line.unit,
+            line.perk,
+            status,
+            policy.fulfilment.kind,
+            None if status == "capped" else now + hold,
+            now if status == "issued" else None,
+            now if status == "available" else None,
+            kind,
+            debit,
+            credit,
+        )
+        if not inserted:
+            continue
+        created += 1
+        REWARDS_CREATED.labels(status).inc()
         await enqueue(
             conn,
             RewardCreated(
@@ -278,7 +307,7 @@ async def reward_recorded(conn: asyncpg.Connection, conversion: asyncpg.Record) 
                 ),
                 source=SOURCE,
             )
-        await lifecycle.record_grant(conn, reward, now=now)
+        await lifecycle.after_first_entry(conn, reward, now=now)
     await _set_status(conn, conversion_id, "rewarded", version["version"])
     return created
 

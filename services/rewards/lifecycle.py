@@ -74,32 +74,39 @@ def initial_state(amount: int, hold: timedelta, fulfilment: str) -> str:
     return "issued" if fulfilment == "ledger" else "available"
 
 
+def first_entry(reward: Reward) -> tuple[str, str, str] | None:
+    """(kind, debit, credit) of a new reward's first ledger entry; None when capped."""
+    status = reward["status"]
+    if status == "capped":
+        return None
+    program = ledger.program_account(reward["program_id"])
+    if status == "pending":
+        return "accrue", program, _pending_account(reward)
+    return "issue", program, _holder_account(reward)
+
+
 async def record_grant(conn: asyncpg.Connection, reward: Reward, *, now: datetime) -> None:
     """A new reward's first entry and what follows from its initial state (the row was
     inserted in that state already)."""
-    status = reward["status"]
-    if status == "capped":
+    entry = first_entry(reward)
+    if entry is None:
         return
-    if status == "pending":
-        await ledger.post(
-            conn,
-            reward_id=reward["id"],
-            kind="accrue",
-            debit=ledger.program_account(reward["program_id"]),
-            credit=_pending_account(reward),
-            amount=reward["amount"],
-            unit=reward["unit"],
-        )
-        return
+    kind, debit, credit = entry
     await ledger.post(
         conn,
         reward_id=reward["id"],
-        kind="issue",
-        debit=ledger.program_account(reward["program_id"]),
-        credit=_holder_account(reward),
+        kind=kind,
+        debit=debit,
+        credit=credit,
         amount=reward["amount"],
         unit=reward["unit"],
     )
+    await after_first_entry(conn, reward, now=now)
+
+
+async def after_first_entry(conn: asyncpg.Connection, reward: Reward, *, now: datetime) -> None:
+    """What follows a new reward's first entry: announce it, or hand out its coupon."""
+    status = reward["status"]
     if status == "issued":
         await _announce_issued(conn, reward, now=now, coupon_code=None)
     elif reward["fulfilment"] == "coupon_pool":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -55,19 +56,43 @@ def check_admin(request: Request, admin_key: str | None) -> None:
         raise Problem(403, "forbidden", "This call needs the admin key", field="Authorization")
 
 
+# Known keys, remembered briefly so a tracking call does not spend a round trip on its key:
+# key hash -> (program id, monotonic expiry). Only valid keys are kept (an unknown key is
+# asked again each time, so a key that just arrived works at once). A revocation handled by
+# this process clears the cache; one learnt by another replica (or written to the database by
+# hand) takes effect here within KEY_CACHE_TTL_S, on top of the event's own delivery delay.
+KEY_CACHE_TTL_S = 2.0
+_KEY_CACHE_SIZE = 10_000
+_known_keys: dict[str, tuple[UUID, float]] = {}
+
+
+def forget_cached_keys() -> None:
+    _known_keys.clear()
+
+
 async def program_for_key(conn: asyncpg.Connection | asyncpg.Pool, token: str) -> UUID:
     """The program a secret key belongs to, or a 403."""
+    key_hash = hash_key(token)
+    now = time.monotonic()
+    cached = _known_keys.get(key_hash)
+    if cached is not None and cached[1] > now:
+        return cached[0]
     program_id = await conn.fetchval(
         "SELECT program_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-        hash_key(token),
+        key_hash,
     )
     if program_id is None:
+        _known_keys.pop(key_hash, None)
         raise Problem(403, "forbidden", "Unknown or revoked program key", field="Authorization")
+    if len(_known_keys) >= _KEY_CACHE_SIZE:
+        _known_keys.clear()
+    _known_keys[key_hash] = (program_id, now + KEY_CACHE_TTL_S)
     return program_id
 
 
 async def revoke_key(conn: asyncpg.Connection, key_id: str, program_id: UUID) -> bool:
     """Revoke a key of this program; False if there is no such active key."""
+    forget_cached_keys()
     revoked = await conn.fetchval(
         "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND program_id = $2 "
         "AND revoked_at IS NULL RETURNING true",

@@ -13,10 +13,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import traceback
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,15 +25,16 @@ from typing import Any
 import asyncpg
 import pydantic
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from shared.aio import sleep_unless
 from shared.contracts import BY_TYPE, dlq_topic
 from shared.contracts.base import Event
+from shared.messaging import outbox
 from shared.messaging.envelope import Envelope, EnvelopeError
-from shared.messaging.inbox import first_delivery
+from shared.messaging.inbox import first_deliveries, first_delivery
 from shared.metrics import CONSUMER_LAG, DLQ_SENT, EVENTS_CONSUMED
 from shared.telemetry import extract_context
 
@@ -63,6 +64,15 @@ class PoisonMessage(Exception):
     """The message can never be applied; it goes to the DLQ without retries."""
 
 
+class _HandlerFailed(Exception):
+    """A handler failed while a batch was applied all at once (``index`` in the batch)."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(repr(error))
+        self.index = index
+        self.error = error
+
+
 @dataclass
 class FailedMessage:
     record: ConsumerRecord[bytes, bytes]
@@ -85,6 +95,7 @@ class EventConsumer:
         retry_backoff_s: float = 0.2,
         fetch_max_wait_ms: int = 500,
         session_timeout_ms: int = 10_000,
+        partition_concurrency: int = 3,
     ) -> None:
         self.name = name
         self.pool = pool
@@ -96,6 +107,7 @@ class EventConsumer:
         self.retry_backoff_s = retry_backoff_s
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.session_timeout_ms = session_timeout_ms
+        self.partition_concurrency = max(1, partition_concurrency)
         self.running = False
         self._positions: dict[TopicPartition, int] = {}
 
@@ -129,35 +141,99 @@ class EventConsumer:
                 backoff = min(backoff * 2, 5.0)
             finally:
                 self.running = False
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+                await _stop_quietly(consumer)
 
     async def _loop(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         backoff = self.retry_backoff_s
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=500, max_records=self.batch_size)
-            records = [r for part in batches.values() for r in part]
-            if not records:
+            if not any(batches.values()):
                 self._record_lag(consumer)
                 continue
-            try:
-                await self.process(records)
-            except INFRA_ERRORS as exc:
-                log.warning("consumer %s batch failed, will re-read it: %r", self.name, exc)
-                for tp, part in batches.items():
-                    consumer.seek(tp, part[0].offset)
+            groups = self._groups(batches)
+            results = await asyncio.gather(
+                *(self.process([r for part in g.values() for r in part]) for g in groups),
+                return_exceptions=True,
+            )
+            offsets: dict[TopicPartition, int] = {}
+            failed = False
+            for group, result in zip(groups, results, strict=True):
+                if isinstance(result, INFRA_ERRORS):
+                    log.warning("consumer %s batch failed, will re-read it: %r", self.name, result)
+                    for tp, part in group.items():
+                        consumer.seek(tp, part[0].offset)
+                    failed = True
+                elif isinstance(result, BaseException):
+                    raise result
+                else:
+                    offsets.update({tp: part[-1].offset + 1 for tp, part in group.items()})
+            if offsets:
+                try:
+                    await consumer.commit(offsets)
+                except CommitFailedError as exc:
+                    # The group rebalanced under us: aiokafka rejoins by itself and whoever
+                    # owns these partitions now re-reads them (the inbox drops what was
+                    # applied). Rebuilding the consumer instead would leave a dead member
+                    # in the group that stalls it until its session times out.
+                    log.warning("consumer %s: offsets not committed: %r", self.name, exc)
+                    continue
+                self._positions.update(offsets)
+            self._record_lag(consumer)
+            if failed:
                 # Jitter, so that two instances that deadlocked do not retry in lockstep.
                 await sleep_unless(stop, backoff * random.uniform(0.5, 1.5))
                 backoff = min(backoff * 2, 5.0)
-                continue
-            backoff = self.retry_backoff_s
-            offsets = {tp: part[-1].offset + 1 for tp, part in batches.items()}
-            await consumer.commit(offsets)
-            self._positions.update(offsets)
-            self._record_lag(consumer)
+            else:
+                backoff = self.retry_backoff_s
+
+    def _groups(
+        self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> list[dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]]:
+        """Split a fetch into up to ``partition_concurrency`` groups, applied concurrently,
+        each in its own transaction. By partition number: events with one key are in one
+        partition of each topic (same partition count and partitioner), so one referrer's
+        events stay in one group, in their order. Waiting on the database is most of a
+        consumer's time: this overlaps those waits."""
+        groups: dict[int, dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]] = {}
+        for tp, part in batches.items():
+            if part:
+                groups.setdefault(tp.partition % self.partition_concurrency, {})[tp] = part
+        return list(groups.values())
 
     async def process(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        """Apply a batch in one transaction, then dead-letter what could not be applied."""
+        """Apply a batch in one transaction, then dead-letter what could not be applied.
+
+        First all at once: one inbox statement for the batch and no savepoints (each costs
+        two round trips per message). If a handler fails, that transaction is rolled back
+        and the batch is applied again one message at a time, each in its own savepoint with
+        bounded retries, so that only the bad message is dead-lettered."""
+        parsed, failed = self._parse_all(records)
+        if parsed:
+            try:
+                await self._apply_all_at_once(parsed)
+            except _HandlerFailed as exc:
+                log.info(
+                    "consumer %s: a handler failed (%r); applying the batch message by message",
+                    self.name,
+                    exc.error,
+                )
+                # That failure was the message's first attempt.
+                await asyncio.sleep(self.retry_backoff_s)
+                failed += await self._apply_one_by_one(parsed, tried={exc.index: exc.error})
+        for f in failed:
+            await self._dead_letter(f)
+
+    async def process_one_by_one(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """``process`` without the all-at-once attempt (for callers that made their own)."""
+        parsed, failed = self._parse_all(records)
+        if parsed:
+            failed += await self._apply_one_by_one(parsed)
+        for f in failed:
+            await self._dead_letter(f)
+
+    def _parse_all(
+        self, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> tuple[list[tuple[ConsumerRecord[bytes, bytes], Envelope, Event]], list[FailedMessage]]:
         parsed: list[tuple[ConsumerRecord[bytes, bytes], Envelope, Event]] = []
         failed: list[FailedMessage] = []
         for record in records:
@@ -167,15 +243,71 @@ class EventConsumer:
                 failed.append(FailedMessage(record, exc))
                 continue
             parsed.append((record, env, event))
+        return parsed, failed
 
-        if parsed:
-            async with self.pool.acquire() as conn, conn.transaction():
-                for record, env, event in parsed:
-                    error = await self._apply_with_retries(conn, record, env, event)
-                    if error is not None:
-                        failed.append(FailedMessage(record, error))
-        for f in failed:
-            await self._dead_letter(f)
+    async def _apply_all_at_once(
+        self, parsed: list[tuple[ConsumerRecord[bytes, bytes], Envelope, Event]]
+    ) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            ids = [str(uuid.UUID(env.id)) for _, env, _ in parsed]
+            fresh = await first_deliveries(
+                conn,
+                self.name,
+                [(i, record.topic) for i, (record, _, _) in zip(ids, parsed, strict=True)],
+            )
+            outcomes = []
+            async with outbox.batched(conn):
+                await self._apply_in_order(conn, ids, parsed, fresh, outcomes)
+        for topic, outcome in outcomes:
+            EVENTS_CONSUMED.labels(self.name, topic, outcome).inc()
+
+    async def _apply_in_order(
+        self,
+        conn: asyncpg.Connection,
+        ids: list[str],
+        parsed: list[tuple[ConsumerRecord[bytes, bytes], Envelope, Event]],
+        fresh: set[str],
+        outcomes: list[tuple[str, str]],
+    ) -> None:
+        for event_id, (record, env, event) in zip(ids, parsed, strict=True):
+            with self._span(record, env) as span:
+                if event_id not in fresh:
+                    outcomes.append((record.topic, "duplicate"))
+                    span.set_attribute("messaging.duplicate", True)
+                    continue
+                fresh.discard(event_id)  # the same event twice in one batch: apply it once
+                try:
+                    await self.handlers[record.topic](conn, event, env)
+                except INFRA_ERRORS:
+                    raise
+                except Exception as exc:
+                    span.record_exception(exc)
+                    raise _HandlerFailed(len(outcomes), exc) from exc
+                outcomes.append((record.topic, "applied"))
+
+    async def _apply_one_by_one(
+        self,
+        parsed: list[tuple[ConsumerRecord[bytes, bytes], Envelope, Event]],
+        tried: dict[int, BaseException] | None = None,
+    ) -> list[FailedMessage]:
+        """``tried``: messages (by index) whose handler failed once already, with the error."""
+        tried = tried or {}
+        failed: list[FailedMessage] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            for index, (record, env, event) in enumerate(parsed):
+                earlier = tried.get(index)
+                if earlier is not None and (
+                    isinstance(earlier, PoisonMessage) or self.max_attempts <= 1
+                ):
+                    self._log_give_up(record, env, earlier)
+                    failed.append(FailedMessage(record, earlier))
+                    continue
+                error = await self._apply_with_retries(
+                    conn, record, env, event, first_attempt=2 if earlier is not None else 1
+                )
+                if error is not None:
+                    failed.append(FailedMessage(record, error))
+        return failed
 
     def parse(self, record: ConsumerRecord[bytes, bytes]) -> tuple[Envelope, Event]:
         try:
@@ -196,24 +328,10 @@ class EventConsumer:
         record: ConsumerRecord[bytes, bytes],
         env: Envelope,
         event: Event,
+        first_attempt: int = 1,
     ) -> BaseException | None:
-        attributes: dict[str, Any] = {
-            "messaging.system": "kafka",
-            "messaging.operation.type": "process",
-            "messaging.destination.name": record.topic,
-            "messaging.consumer.group.name": self.name,
-            "messaging.message.id": env.id,
-            "messaging.kafka.message.key": (record.key or b"").decode(errors="replace"),
-            "messaging.destination.partition.id": str(record.partition),
-            "messaging.kafka.offset": record.offset,
-        }
-        with tracer.start_as_current_span(
-            f"{record.topic} process",
-            context=extract_context(env.trace),
-            kind=SpanKind.CONSUMER,
-            attributes=attributes,
-        ) as span:
-            for attempt in range(1, self.max_attempts + 1):
+        with self._span(record, env) as span:
+            for attempt in range(first_attempt, self.max_attempts + 1):
                 try:
                     async with conn.transaction():  # a savepoint inside the batch transaction
                         if not await first_delivery(conn, self.name, env.id, record.topic):
@@ -229,16 +347,34 @@ class EventConsumer:
                     span.record_exception(exc)
                     if isinstance(exc, PoisonMessage) or attempt == self.max_attempts:
                         span.set_status(Status(StatusCode.ERROR, str(exc)))
-                        log.error(
-                            "consumer %s gives up on %s event %s: %r",
-                            self.name,
-                            record.topic,
-                            env.id,
-                            exc,
-                        )
+                        self._log_give_up(record, env, exc)
                         return exc
                     await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
         return None
+
+    def _log_give_up(
+        self, record: ConsumerRecord[bytes, bytes], env: Envelope, error: BaseException
+    ) -> None:
+        log.error("consumer %s gives up on %s event %s: %r", self.name, record.topic, env.id, error)
+
+    def _span(self, record: ConsumerRecord[bytes, bytes], env: Envelope) -> Any:
+        """The ``<topic> process`` span of one message, a child of the context it carries."""
+        attributes: dict[str, Any] = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": record.topic,
+            "messaging.consumer.group.name": self.name,
+            "messaging.message.id": env.id,
+            "messaging.kafka.message.key": (record.key or b"").decode(errors="replace"),
+            "messaging.destination.partition.id": str(record.partition),
+            "messaging.kafka.offset": record.offset,
+        }
+        return tracer.start_as_current_span(
+            f"{record.topic} process",
+            context=extract_context(env.trace),
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+        )
 
     async def _dead_letter(self, failed: FailedMessage) -> None:
         record, error = failed.record, failed.error
@@ -266,3 +402,17 @@ class EventConsumer:
                 CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(
                     max(0, high - position)
                 )
+
+
+async def _stop_quietly(consumer: AIOKafkaConsumer) -> None:
+    """Stop a consumer whose broker may be gone. aiokafka's fetcher can let a CancelledError
+    escape from ``stop()`` then; that one is swallowed unless this task itself is being
+    cancelled."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+    except Exception as exc:
+        log.debug("consumer stop failed: %r", exc)

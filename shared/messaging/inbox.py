@@ -17,3 +17,19 @@ async def first_delivery(
         topic,
     )
     return bool(inserted)
+
+
+async def first_deliveries(
+    conn: asyncpg.Connection, consumer: str, events: list[tuple[str, str]]
+) -> set[str]:
+    """``first_delivery`` for a batch of (event id, topic) in one statement: the ids seen for
+    the first time (an id twice in the batch is returned once)."""
+    rows = await conn.fetch(
+        "INSERT INTO processed_events (consumer, event_id, topic) "
+        "SELECT $1, e, t FROM unnest($2::uuid[], $3::text[]) AS u (e, t) "
+        "ON CONFLICT DO NOTHING RETURNING event_id",
+        consumer,
+        [e for e, _ in events],
+        [t for _, t in events],
+    )
+    return {str(r["event_id"]) for r in rows}

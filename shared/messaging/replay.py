@@ -5,8 +5,14 @@ again hands them back to the relay, which publishes them oldest first, as the fi
 Every consumer de-duplicates by event id, so a replay is always safe; it is how the platform
 recovers when a broker loses data.
 
+A broker that lost its data has lost its topics too, and a broker with automatic topic creation
+turned off (as production Kafka should be) refuses the relay's sends until they exist; so the
+command first creates every missing topic and DLQ twin (``KAFKA_TOPIC_PARTITIONS`` partitions),
+as the services do when they start. ``--no-create-topics`` skips that (no broker access needed).
+
 Usage: ``python -m shared.messaging.replay --since 2026-11-22T10:00:00Z [--topic T ...]``
-(uses ``DATABASE_URL``; run it for each service whose events must be re-sent).
+(uses ``DATABASE_URL`` and ``KAFKA_BOOTSTRAP_SERVERS``; run it for each service whose events
+must be re-sent).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from datetime import datetime
 import asyncpg
 
 from shared.db import connect
+from shared.messaging.producer import ensure_topics
 from shared.settings import ServiceSettings
 
 
@@ -37,10 +44,19 @@ async def mark_for_replay(
     return count
 
 
-async def _main(since: datetime, topics: list[str] | None) -> int:
-    conn = await connect(ServiceSettings().database_url)
+async def replay(
+    settings: ServiceSettings,
+    since: datetime,
+    topics: list[str] | None = None,
+    *,
+    create_topics: bool = True,
+) -> tuple[list[str], int]:
+    """Create missing topics (unless told not to), then hand the events back to the relay.
+    Returns the topics created and how many events will be re-published."""
+    created = await ensure_topics(settings) if create_topics else []
+    conn = await connect(settings.database_url)
     try:
-        return await mark_for_replay(conn, since, topics)
+        return created, await mark_for_replay(conn, since, topics)
     finally:
         await conn.close()
 
@@ -54,11 +70,19 @@ def main() -> None:
         help="ISO 8601 time with offset, e.g. 2026-11-22T10:00:00+00:00",
     )
     parser.add_argument("--topic", action="append", help="only this topic (repeatable)")
+    parser.add_argument(
+        "--no-create-topics",
+        dest="create_topics",
+        action="store_false",
+        help="do not create missing topics first",
+    )
     args = parser.parse_args()
     if args.since.tzinfo is None:
         parser.error("--since needs a UTC offset (e.g. Z or +00:00)")
-    count = asyncio.run(_main(args.since, args.topic))
-    print(f"{count} event(s) handed back to the relay")
+    created, count = asyncio.run(
+        replay(ServiceSettings(), args.since, args.topic, create_topics=args.create_topics)
+    )
+    print(f"{len(created)} topic(s) created; {count} event(s) handed back to the relay")
 
 
 if __name__ == "__main__":

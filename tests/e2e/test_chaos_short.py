@@ -1,4 +1,5 @@
-"""The short chaos run inside `make test`: one seed, a few faults (the long run is `make chaos`)."""
+"""The short chaos run inside `make test`: one seed, a few faults, at least one of them a broker
+restart with its outbox replay (the long run is `make chaos`)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,12 @@ def tmp_root() -> Path:
 async def test_faults_lose_nothing_and_pay_nothing_twice(tmp_root: Path) -> None:
     root = tmp_root
     try:
-        result = await chaos_run(11, faults=4, journeys=12, root=root)
+        result = await chaos_run(11, faults=4, journeys=12, root=root, require=("restart_broker",))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"\nchaos seed={result.seed} faults={result.faults}")
     assert len(result.faults) == 4
+    assert "restart_broker" in result.kinds
     assert result.accepted == 12
     assert result.injected_ids
     assert result.violations == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -250,6 +251,43 @@ async def test_the_process_span_is_a_child_of_the_message_context(
         assert format(spans[0].context.trace_id, "032x") == parent_trace
         assert spans[0].parent is not None and spans[0].parent.span_id == 0x00F067AA0BA902B7
         assert spans[0].attributes["messaging.consumer.group.name"] == "test"
+    finally:
+        await producer.stop()
+        await pool.close()
+
+
+async def test_partitions_are_applied_concurrently_and_each_key_stays_in_order(
+    settings: ServiceSettings,
+) -> None:
+    pool, producer = await _setup(settings)
+    await pool.execute("CREATE TABLE seen (n bigserial, key text, key_id text)")
+    try:
+        keys = [f"referrer-{i}".encode() for i in range(12)]  # spread over the partitions
+        sent: dict[bytes, list[str]] = {k: [] for k in keys}
+        for _ in range(8):
+            for key in keys:
+                event = key_event()
+                sent[key].append(event.key_id)
+                await _send(producer, envelope_for(event, "/test"), key=key)
+        spread = await read_topic(settings, TOPIC, expect=8 * len(keys))
+        assert len({r.partition for r in spread}) > 1
+
+        async def record(conn: asyncpg.Connection, event: ApiKeyIssued, env: Envelope) -> None:
+            key = next(k for k, ids in sent.items() if event.key_id in ids)
+            await conn.execute(
+                "INSERT INTO seen (key, key_id) VALUES ($1, $2)", key.decode(), event.key_id
+            )
+            await asyncio.sleep(0.001)  # let the groups interleave
+
+        consumer = _consumer(settings, pool, producer, record)
+        assert consumer.partition_concurrency > 1
+        async with running(consumer.run):
+            await wait_for(lambda: _processed(pool, 8 * len(keys)))
+        for key, ids in sent.items():
+            rows = await pool.fetch(
+                "SELECT key_id FROM seen WHERE key = $1 ORDER BY n", key.decode()
+            )
+            assert [r["key_id"] for r in rows] == ids
     finally:
         await producer.stop()
         await pool.close()

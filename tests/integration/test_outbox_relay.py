@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from shared.contracts import ApiKeyIssued
 from shared.db import create_pool
 from shared.messaging.envelope import Envelope
-from shared.messaging.outbox import enqueue
+from shared.messaging.outbox import batched, enqueue
 from shared.messaging.producer import ensure_topics
 from shared.messaging.relay import OutboxRelay
 from shared.service import start_producer
@@ -211,4 +211,27 @@ async def test_publish_continues_the_trace_of_the_request(
         assert env.trace["traceparent"].split("-")[2] == format(publish[0].context.span_id, "016x")
     finally:
         await producer.stop()
+        await pool.close()
+
+
+async def test_a_batched_block_writes_its_events_in_order_and_only_if_it_succeeds(
+    settings: ServiceSettings,
+) -> None:
+    await migrated(settings.database_url)
+    pool = await create_pool(settings.database_url)
+    program = uuid.uuid4()
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            async with batched(conn):
+                ids = [await enqueue(conn, key_event(program), source="/test") for _ in range(5)]
+                # Nothing is written until the block ends: one statement for all.
+                assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+            other = await enqueue(conn, key_event(program), source="/test")  # written at once
+        with pytest.raises(RuntimeError):
+            async with pool.acquire() as conn, conn.transaction(), batched(conn):
+                await enqueue(conn, key_event(program), source="/test")
+                raise RuntimeError("a handler failed")
+        rows = await pool.fetch("SELECT event_id FROM outbox ORDER BY id")
+        assert [str(r["event_id"]) for r in rows] == [*ids, other]
+    finally:
         await pool.close()

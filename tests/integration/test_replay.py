@@ -1,21 +1,30 @@
-"""Recovery tools against the real broker: outbox replay since a time, and DLQ replay."""
+"""Recovery tools against the real broker: outbox replay since a time (also after the broker
+lost its whole log), and DLQ replay."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import os
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.contracts import ApiKeyIssued
-from shared.db import connect
+from devstack.embedded import AUTO_CREATED_PARTITIONS, EmbeddedBroker, free_port
+from shared.contracts import ApiKeyIssued, ReferralConverted
+from shared.db import connect, create_pool
+from shared.messaging import replay as outbox_replay
 from shared.messaging.dlq import replay, show
 from shared.messaging.envelope import Envelope
 from shared.messaging.outbox import enqueue, envelope_for
+from shared.messaging.producer import all_topics, ensure_topics
 from shared.messaging.relay import OutboxRelay
 from shared.messaging.replay import mark_for_replay
+from shared.service import start_producer
 from shared.settings import ServiceSettings
-from tests.integration.kafka_helpers import count, read_topic, running, wait_for
+from tests.integration.kafka_helpers import count, migrated, read_topic, running, wait_for
 from tests.integration.test_consumer import TOPIC, _consumer, _processed, _send
 from tests.integration.test_consumer import _setup as consumer_setup
 from tests.integration.test_outbox_relay import _setup as relay_setup
@@ -85,3 +94,80 @@ async def test_a_fixed_dead_letter_is_replayed_once_and_applied_once(
     finally:
         await producer.stop()
         await pool.close()
+
+
+embedded_only = pytest.mark.skipif(
+    bool(os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS")), reason="restarts the embedded broker"
+)
+
+
+async def _partition_counts(bootstrap: str) -> dict[str, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(await admin.list_topics())
+        return {t["topic"]: len(t["partitions"]) for t in described}
+    finally:
+        await admin.close()
+
+
+@embedded_only
+async def test_the_embedded_broker_recreates_topics_with_the_stacks_partition_count() -> None:
+    """Any client recreates its topics on a restarted Tansu before ``ensure_topics`` can; the
+    stack relies on them getting AUTO_CREATED_PARTITIONS partitions (devstack/embedded.py)."""
+    broker = EmbeddedBroker(free_port())
+    broker.start()
+    try:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=broker.bootstrap_servers, enable_idempotence=False
+        )
+        await producer.start()
+        try:
+            assert len(await producer.partitions_for("never.created")) == AUTO_CREATED_PARTITIONS
+        finally:
+            await producer.stop()
+    finally:
+        broker.stop()
+
+
+@embedded_only
+async def test_after_the_broker_lost_its_log_replay_recreates_topics_and_republishes(
+    settings: ServiceSettings,
+) -> None:
+    broker = EmbeddedBroker(free_port())
+    broker.start()
+    settings = settings.model_copy(
+        update={
+            "kafka_bootstrap_servers": broker.bootstrap_servers,
+            "kafka_topic_partitions": AUTO_CREATED_PARTITIONS,
+        }
+    )
+    await migrated(settings.database_url)
+    await ensure_topics(settings, [ApiKeyIssued.TOPIC])
+    pool, producer = await create_pool(settings.database_url), await start_producer(settings)
+    try:
+        relay = OutboxRelay(dsn=settings.database_url, producer=producer, poll_interval_s=0.1)
+        async with running(relay.run):
+            async with pool.acquire() as conn, conn.transaction():
+                sent = [await enqueue(conn, key_event(), source="/t") for _ in range(3)]
+            await wait_for(lambda: _unsent_is_zero(pool))
+
+            restarted_at = datetime.now(UTC)
+            await asyncio.to_thread(broker.restart)
+            assert await read_topic(settings, ApiKeyIssued.TOPIC, expect=1, timeout_s=2) == []
+
+            since = restarted_at - timedelta(seconds=60)
+            created, handed_back = await outbox_replay.replay(settings, since)
+            assert handed_back == 3
+            assert ReferralConverted.TOPIC in created  # nobody had asked for it since
+            counts = await _partition_counts(settings.kafka_bootstrap_servers)
+            assert {t: counts.get(t) for t in all_topics()} == dict.fromkeys(
+                all_topics(), AUTO_CREATED_PARTITIONS
+            )
+            await wait_for(lambda: _unsent_is_zero(pool))  # the same producer reconnected
+        records = await read_topic(settings, ApiKeyIssued.TOPIC, expect=3)
+        assert sorted(Envelope.from_kafka(r.headers, r.value).id for r in records) == sorted(sent)
+    finally:
+        await producer.stop()
+        await pool.close()
+        broker.stop()

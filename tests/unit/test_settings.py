@@ -18,6 +18,7 @@ _VARS = (
     "KAFKA_FETCH_MAX_WAIT_MS",
     "CONSUMER_RETRY_BACKOFF_S",
     "ADMIN_API_KEY",
+    "OUTBOX_RETENTION_HOURS",
 )
 
 
@@ -82,3 +83,12 @@ def test_service_subclass_defaults_and_env(monkeypatch: pytest.MonkeyPatch) -> N
     s = LinksSettings()
     assert s.port == 9100
     assert s.kafka_enable_idempotence is False
+
+
+def test_outbox_retention_is_a_week_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ServiceSettings().outbox_retention_hours == 168.0
+    monkeypatch.setenv("OUTBOX_RETENTION_HOURS", "720")
+    assert ServiceSettings().outbox_retention_hours == 720.0
+    monkeypatch.setenv("OUTBOX_RETENTION_HOURS", "0")
+    with pytest.raises(pydantic.ValidationError, match="outbox_retention_hours"):
+        ServiceSettings()

@@ -11,14 +11,12 @@ Clicks are counted, a batch at a time, by :class:`ClickCounter` (see its docstri
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from datetime import UTC, date
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-from aiokafka import ConsumerRecord
 
 from shared.contracts import (
     LinkClicked,
@@ -36,19 +34,10 @@ from shared.contracts import (
     RewardIssued,
     RewardReversed,
 )
-from shared.contracts.base import Event
 from shared.contracts.referrals import RuleOutcome
-from shared.messaging.consumer import (
-    INFRA_ERRORS,
-    EventConsumer,
-    FailedMessage,
-    Handler,
-    PoisonMessage,
-)
+from shared.messaging.batch import BatchConsumer
+from shared.messaging.consumer import Handler
 from shared.messaging.envelope import Envelope
-from shared.metrics import EVENTS_CONSUMED
-
-log = logging.getLogger(__name__)
 
 # How each column merges an existing value with a newly seen one.
 _MERGE = {
@@ -416,10 +405,6 @@ HANDLERS: dict[str, Handler] = {
 }
 
 CLICKS_TOPIC = LinkClicked.TOPIC
-_INBOX = (
-    "INSERT INTO processed_events (consumer, event_id, topic) "
-    "SELECT $1, e, $2 FROM unnest($3::uuid[]) AS e ON CONFLICT DO NOTHING RETURNING event_id"
-)
 
 
 def click_counts(
@@ -444,52 +429,17 @@ async def count_clicks(conn: asyncpg.Connection, clicks: list[LinkClicked]) -> N
         await conn.execute(_CLICKS, *(list(c) for c in columns))
 
 
-class ClickCounter(EventConsumer):
-    """Counts ``link.clicked`` into ``rm_clicks_daily``, a whole batch per transaction: one
-    inbox statement for the batch and one upsert of one row per (participant, day) seen, so a
-    batch of 500 clicks on 20 links costs two statements instead of 500 savepoints. Keeps the
-    shared consumer's guarantees (inbox and counters in one transaction, offsets after it,
-    malformed messages to the DLQ); a batch that fails for another reason than the
-    infrastructure is applied again message by message so that one bad click cannot hold the
-    others back."""
+class ClickCounter(BatchConsumer):
+    """Counts ``link.clicked`` into ``rm_clicks_daily``: one inbox statement for the batch and
+    one upsert of one row per (participant, day) seen, so a batch of 500 clicks on 20 links
+    costs two statements (see ``shared.messaging.batch`` for the guarantees it keeps)."""
+
+    topic = CLICKS_TOPIC
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(handlers={CLICKS_TOPIC: on_clicked}, **kwargs)
+        super().__init__(handler=on_clicked, **kwargs)
 
-    async def process(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        parsed: list[tuple[ConsumerRecord[bytes, bytes], Envelope, Event]] = []
-        failed: list[FailedMessage] = []
-        for record in records:
-            try:
-                env, event = self.parse(record)
-            except PoisonMessage as exc:
-                failed.append(FailedMessage(record, exc))
-                continue
-            parsed.append((record, env, event))
-        if parsed:
-            try:
-                await self._apply_batch([(env, ev) for _, env, ev in parsed])
-            except INFRA_ERRORS:
-                raise
-            except Exception as exc:  # isolate the bad message: one by one below
-                log.warning("click batch failed (%r); applying it message by message", exc)
-                await super().process([record for record, _, _ in parsed])
-        for f in failed:
-            await self._dead_letter(f)
-
-    async def _apply_batch(self, parsed: list[tuple[Envelope, Event]]) -> None:
-        # Canonical ids, so that they compare equal to what the inbox returns.
-        ids = [str(UUID(env.id)) for env, _ in parsed]
-        async with self.pool.acquire() as conn, conn.transaction():
-            fresh = {
-                str(r["event_id"]) for r in await conn.fetch(_INBOX, self.name, CLICKS_TOPIC, ids)
-            }
-            clicks: list[LinkClicked] = []
-            for event_id, (_, ev) in zip(ids, parsed, strict=True):
-                if event_id in fresh:  # and once only, if the batch holds it twice
-                    fresh.discard(event_id)
-                    assert isinstance(ev, LinkClicked)
-                    clicks.append(ev)
-            await count_clicks(conn, clicks)
-        EVENTS_CONSUMED.labels(self.name, CLICKS_TOPIC, "applied").inc(len(clicks))
-        EVENTS_CONSUMED.labels(self.name, CLICKS_TOPIC, "duplicate").inc(len(parsed) - len(clicks))
+    async def apply_batch(
+        self, conn: asyncpg.Connection, events: list[tuple[Envelope, Any]]
+    ) -> None:
+        await count_clicks(conn, [ev for _, ev in events])

@@ -154,10 +154,10 @@ async def test_a_failing_batch_is_applied_message_by_message(
         bootstrap_servers=settings.kafka_bootstrap_servers,
     )
 
-    async def broken(_: object) -> None:
+    async def broken(*_: object) -> None:
         raise ValueError("batch statement refused")
 
-    monkeypatch.setattr(consumer, "_apply_batch", broken)
+    monkeypatch.setattr(consumer, "apply_batch", broken)
     events = [_click_event(tracking, referrer) for _ in range(3)]
     records = [
         ConsumerRecord(TOPIC, 0, i, 0, 0, b"k", env.data, None, 1, len(env.data),
