@@ -46,8 +46,9 @@ class Journey:
     feed: dict[str, Any]
 
 
-async def eventually(probe: Callable[[], Awaitable[Any]], timeout_s: float = 30.0) -> Any:
-    """Poll ``probe`` until it returns something truthy (events take a moment to flow)."""
+async def eventually(probe: Callable[[], Awaitable[Any]], timeout_s: float = 60.0) -> Any:
+    """Poll ``probe`` until it returns something truthy (events take a moment to flow; on a
+    busy machine, a consumer's first group join alone can take several seconds)."""
     deadline = time.monotonic() + timeout_s
     while True:
         result = await probe()

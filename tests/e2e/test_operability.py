@@ -72,8 +72,9 @@ async def test_one_trace_follows_a_referral_across_the_services(
     urls = Urls.local(traced.config.ports)
     journey = await run_journey(urls, traced.admin_api_key, log=lambda _: None)
 
+    # Generous waits: span batches are exported every few seconds, and CI machines are busy.
     [conversion] = await eventually(
-        lambda: _async(otlp.find("POST /v1/conversions", "attribution"))
+        lambda: _async(otlp.find("POST /v1/conversions", "attribution")), timeout_s=60
     )
     trace_id = conversion.trace_id
 
@@ -83,7 +84,7 @@ async def test_one_trace_follows_a_referral_across_the_services(
         wanted = {("notifications", "reward.issued process"), ("rewards", "reward.issued publish")}
         return spans if wanted <= names else None
 
-    spans = await eventually(lambda: _async(chain_complete()))
+    spans = await eventually(lambda: _async(chain_complete()), timeout_s=60)
     (OUTPUT_DIR / "trace-tree.txt").write_text(render_tree(spans) + "\n")
 
     def one(service: str, name: str) -> ReceivedSpan:
