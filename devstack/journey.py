@@ -192,6 +192,48 @@ async def run_journey(
         )
 
 
+async def refer_friend(
+    http: httpx.AsyncClient,
+    urls: Urls,
+    server: dict[str, str],
+    code: str,
+    *,
+    buy: bool,
+    user_agent: str = BROWSER,
+    amount: int = 4999,
+    currency: str = "USD",
+) -> str:
+    """A friend follows a referral link, signs up with the click and, if ``buy``, makes a
+    first purchase (``server``: the program key's headers). Returns the friend's customer id."""
+    redirect = await http.get(f"{urls.links}/r/{code}", headers={"User-Agent": user_agent})
+    if redirect.status_code != 302:
+        raise RuntimeError(f"GET /r/{code} -> {redirect.status_code}")
+    click_id = parse_qs(urlsplit(redirect.headers["location"]).query)["ref_click"][0]
+    await eventually(lambda: _status(http, f"{urls.attribution}/v1/clicks/{click_id}", server, 200))
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    _ok(
+        await http.post(
+            f"{urls.attribution}/v1/signups",
+            headers=server,
+            json={"customer_id": customer, "click_id": click_id},
+        )
+    )
+    if buy:
+        _ok(
+            await http.post(
+                f"{urls.attribution}/v1/conversions",
+                headers=server,
+                json={
+                    "customer_id": customer,
+                    "order_id": f"o-{uuid.uuid4().hex[:8]}",
+                    "amount": amount,
+                    "currency": currency,
+                },
+            )
+        )
+    return customer
+
+
 async def _status(http: httpx.AsyncClient, url: str, headers: dict[str, str], code: int) -> bool:
     return (await http.get(url, headers=headers)).status_code == code
 

@@ -9,13 +9,12 @@ import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from devstack.journey import BROWSER, Urls, eventually
+from devstack.journey import Urls, eventually, refer_friend
 from devstack.stack import Stack
 from tests.integration.notifications.receivers import SmtpServer, WebhookReceiver
 
@@ -125,31 +124,7 @@ async def test_a_referral_is_told_by_email_and_signed_webhooks(
         assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
         # Click, signup, conversion through links and attribution.
-        redirect = await http.get(
-            f"{urls.links}/r/{participant['code']}", headers={"User-Agent": BROWSER}
-        )
-        click_id = parse_qs(urlsplit(redirect.headers["location"]).query)["ref_click"][0]
-        await eventually(lambda: _status(http, f"{urls.attribution}/v1/clicks/{click_id}", server))
-        customer = f"cust-{uuid.uuid4().hex[:8]}"
-        _ok(
-            await http.post(
-                f"{urls.attribution}/v1/signups",
-                headers=server,
-                json={"customer_id": customer, "click_id": click_id},
-            )
-        )
-        _ok(
-            await http.post(
-                f"{urls.attribution}/v1/conversions",
-                headers=server,
-                json={
-                    "customer_id": customer,
-                    "order_id": f"o-{uuid.uuid4().hex[:8]}",
-                    "amount": 4999,
-                    "currency": "USD",
-                },
-            )
-        )
+        await refer_friend(http, urls, server, participant["code"], buy=True)
         thanks = await eventually(lambda: _async(_mails(smtp_server, address, "انضم صديق")))
         converted = await eventually(lambda: _async(_mails(smtp_server, address, "شكرًا Sara")))
         assert "49.99" in converted[0].get_body(("plain",)).get_content()

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from devstack.journey import BROWSER, Urls, eventually
+from devstack.journey import Urls, eventually, refer_friend
 from devstack.stack import Stack
 from tests.integration.notifications.receivers import SmtpServer
 
@@ -41,40 +40,6 @@ async def _program(
     return program["id"], {"Authorization": f"Bearer {key['secret_key']}"}
 
 
-async def _refer(
-    http: httpx.AsyncClient, urls: Urls, server: dict[str, str], code: str, *, buy: bool
-) -> None:
-    redirect = await http.get(f"{urls.links}/r/{code}", headers={"User-Agent": BROWSER})
-    click_id = parse_qs(urlsplit(redirect.headers["location"]).query)["ref_click"][0]
-
-    async def clicked() -> bool:
-        got = await http.get(f"{urls.attribution}/v1/clicks/{click_id}", headers=server)
-        return got.status_code == 200
-
-    await eventually(clicked)
-    customer = f"cust-{uuid.uuid4().hex[:8]}"
-    _ok(
-        await http.post(
-            f"{urls.attribution}/v1/signups",
-            headers=server,
-            json={"customer_id": customer, "click_id": click_id},
-        )
-    )
-    if buy:
-        _ok(
-            await http.post(
-                f"{urls.attribution}/v1/conversions",
-                headers=server,
-                json={
-                    "customer_id": customer,
-                    "order_id": f"o-{uuid.uuid4().hex[:8]}",
-                    "amount": 2500,
-                    "currency": "EUR",
-                },
-            )
-        )
-
-
 async def test_one_away_then_the_milestone(stack: Stack, urls: Urls) -> None:
     admin = {"Authorization": f"Bearer {stack.admin_api_key}"}
     async with httpx.AsyncClient(timeout=10) as http:
@@ -103,12 +68,16 @@ async def test_one_away_then_the_milestone(stack: Stack, urls: Urls) -> None:
             items = _ok(await http.get(feed_url, headers=admin))["items"]
             return items if any(i["kind"] == kind for i in items) else None
 
-        await _refer(http, urls, server, person["code"], buy=True)
+        await refer_friend(
+            http, urls, server, person["code"], buy=True, amount=2500, currency="EUR"
+        )
         items = await eventually(lambda: feed_with("milestone_nudge"))
         [nudge] = [i for i in items if i["kind"] == "milestone_nudge"]
         assert nudge["title"] == "Vēl tikai viens ieteikums"
         assert "pie 2" in nudge["body"]
-        await _refer(http, urls, server, person["code"], buy=True)
+        await refer_friend(
+            http, urls, server, person["code"], buy=True, amount=2500, currency="EUR"
+        )
         items = await eventually(lambda: feed_with("milestone_reached"))
         [reached] = [i for i in items if i["kind"] == "milestone_reached"]
         assert reached["title"] == "Jūs sasniedzāt 2 ieteikumus"
@@ -156,7 +125,7 @@ async def test_a_flagged_referral_reaches_ops(
                 json={"external_user_id": f"u-{uuid.uuid4().hex[:8]}"},
             )
         )
-        await _refer(http, urls, server, person["code"], buy=False)
+        await refer_friend(http, urls, server, person["code"], buy=False)
 
         async def ops_mail() -> Any:
             return [m for m in smtp_server.to(ops) if "held for review" in m["Subject"]]

@@ -12,12 +12,12 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from devstack.journey import BROWSER, Urls, eventually
+from devstack.journey import BROWSER, Urls, eventually, refer_friend
 from devstack.stack import Stack
 from tests.conftest import OUTPUT_DIR
 
@@ -52,51 +52,6 @@ def _chromium() -> str:
 def _ok(response: httpx.Response) -> Any:
     assert response.status_code in (200, 201), f"{response.request.url}: {response.text}"
     return response.json()
-
-
-async def _refer(
-    http: httpx.AsyncClient,
-    urls: Urls,
-    server: dict[str, str],
-    code: str,
-    visitor: int,
-    *,
-    buy: bool,
-) -> None:
-    """A friend clicks (a distinct browser, so a distinct invited visitor), signs up, and
-    maybe buys."""
-    redirect = await http.get(
-        f"{urls.links}/r/{code}", headers={"User-Agent": f"{BROWSER} friend/{visitor}"}
-    )
-    assert redirect.status_code == 302
-    click_id = parse_qs(urlsplit(redirect.headers["location"]).query)["ref_click"][0]
-
-    async def clicked() -> bool:
-        got = await http.get(f"{urls.attribution}/v1/clicks/{click_id}", headers=server)
-        return got.status_code == 200
-
-    await eventually(clicked)
-    customer = f"cust-{uuid.uuid4().hex[:8]}"
-    _ok(
-        await http.post(
-            f"{urls.attribution}/v1/signups",
-            headers=server,
-            json={"customer_id": customer, "click_id": click_id},
-        )
-    )
-    if buy:
-        _ok(
-            await http.post(
-                f"{urls.attribution}/v1/conversions",
-                headers=server,
-                json={
-                    "customer_id": customer,
-                    "order_id": f"o-{uuid.uuid4().hex[:8]}",
-                    "amount": 4999,
-                    "currency": "USD",
-                },
-            )
-        )
 
 
 async def _program_with_activity(
@@ -147,10 +102,10 @@ async def _program_with_activity(
     assert extra.status_code == 302
     # The friends act at the same time (each waits for its own click to reach attribution).
     await asyncio.gather(
-        _refer(http, urls, server, ana["code"], 1, buy=True),
-        _refer(http, urls, server, ana["code"], 2, buy=True),
-        _refer(http, urls, server, ana["code"], 3, buy=False),
-        _refer(http, urls, server, bo["code"], 4, buy=True),
+        refer_friend(http, urls, server, ana["code"], buy=True, user_agent=f"{BROWSER} friend/1"),
+        refer_friend(http, urls, server, ana["code"], buy=True, user_agent=f"{BROWSER} friend/2"),
+        refer_friend(http, urls, server, ana["code"], buy=False, user_agent=f"{BROWSER} friend/3"),
+        refer_friend(http, urls, server, bo["code"], buy=True, user_agent=f"{BROWSER} friend/4"),
     )
     return {"id": pid, "ana": ana, "bo": bo}
 
