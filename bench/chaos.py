@@ -128,6 +128,32 @@ async def _retrying(
     raise RuntimeError(f"{method} {url} never succeeded")
 
 
+async def chaos_program(
+    http: httpx.AsyncClient, links: str, admin: dict[str, str], name: str
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A double-sided program (no velocity rule: the run refers fast on purpose) and the
+    headers of its new key, retried across faults."""
+    program = await _retrying(
+        http,
+        "POST",
+        f"{links}/v1/programs",
+        headers=admin,
+        json={
+            "name": name,
+            "definition": {
+                "destination_url": "https://shop.example.com/",
+                "rewards": {
+                    "referrer": {"amount": 1000, "unit": "USD"},
+                    "referee": {"amount": 1000, "unit": "USD"},
+                },
+                "fraud": {"velocity": {"action": "allow"}},
+            },
+        },
+    )
+    key = await _retrying(http, "POST", f"{links}/v1/programs/{program['id']}/keys", headers=admin)
+    return program, {"Authorization": f"Bearer {key['secret_key']}"}
+
+
 async def _journeys(
     stack: Stack,
     http: httpx.AsyncClient,
@@ -330,27 +356,7 @@ async def chaos_run(
         admin = {"Authorization": f"Bearer {stack.admin_api_key}"}
         async with httpx.AsyncClient(timeout=10) as http:
             links = stack.url("links")
-            program = await _retrying(
-                http,
-                "POST",
-                f"{links}/v1/programs",
-                headers=admin,
-                json={
-                    "name": f"chaos {seed}",
-                    "definition": {
-                        "destination_url": "https://shop.example.com/",
-                        "rewards": {
-                            "referrer": {"amount": 1000, "unit": "USD"},
-                            "referee": {"amount": 1000, "unit": "USD"},
-                        },
-                        "fraud": {"velocity": {"action": "allow"}},
-                    },
-                },
-            )
-            key = await _retrying(
-                http, "POST", f"{links}/v1/programs/{program['id']}/keys", headers=admin
-            )
-            server = {"Authorization": f"Bearer {key['secret_key']}"}
+            program, server = await chaos_program(http, links, admin, f"chaos {seed}")
             codes = []
             for i in range(5):
                 p = await _retrying(

@@ -27,6 +27,7 @@ from aiokafka.errors import KafkaError
 
 from devstack.stack import Stack
 from shared.contracts import TOPICS, dlq_topic
+from shared.messaging.consumer import stop_quietly
 from shared.migrate import SERVICES
 
 REPLAY_MARGIN_S = 60.0
@@ -137,17 +138,4 @@ class DeadLetterWatcher:
             except (KafkaError, OSError):
                 await asyncio.sleep(0.2)
             finally:
-                await _stop_quietly(consumer)
-
-
-async def _stop_quietly(consumer: AIOKafkaConsumer) -> None:
-    """aiokafka's fetcher can let the CancelledError of its own retry task escape ``stop()``
-    when the broker went away; that one is not ours to propagate."""
-    try:
-        await consumer.stop()
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
-    except Exception:  # closing a consumer of a dead broker
-        pass
+                await stop_quietly(consumer)

@@ -35,7 +35,7 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from bench.chaos import _retrying
+from bench.chaos import _retrying, chaos_program
 from devstack.stack import Stack, StackConfig, database_url_for
 from shared.contracts import ProgramPublished
 from shared.messaging.producer import ensure_topics
@@ -91,31 +91,12 @@ async def run(clicks: int, root: Path) -> dict[str, Any]:
         links = stack.url("links")
         admin = {"Authorization": f"Bearer {stack.admin_api_key}"}
         async with httpx.AsyncClient(timeout=10) as http:
-            program = await _retrying(
-                http,
-                "POST",
-                f"{links}/v1/programs",
-                headers=admin,
-                json={
-                    "name": "clicks",
-                    "definition": {
-                        "destination_url": "https://shop.example.com/",
-                        "rewards": {
-                            "referrer": {"amount": 1000, "unit": "USD"},
-                            "referee": {"amount": 1000, "unit": "USD"},
-                        },
-                        "fraud": {"velocity": {"action": "allow"}},
-                    },
-                },
-            )
-            key = await _retrying(
-                http, "POST", f"{links}/v1/programs/{program['id']}/keys", headers=admin
-            )
+            program, server = await chaos_program(http, links, admin, "clicks")
             participant = await _retrying(
                 http,
                 "POST",
                 f"{links}/v1/programs/{program['id']}/participants",
-                headers={"Authorization": f"Bearer {key['secret_key']}"},
+                headers=server,
                 json={"external_user_id": "clicker"},
             )
             url = f"{links}/r/{participant['code']}"

@@ -141,7 +141,7 @@ class EventConsumer:
                 backoff = min(backoff * 2, 5.0)
             finally:
                 self.running = False
-                await _stop_quietly(consumer)
+                await stop_quietly(consumer)
 
     async def _loop(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         backoff = self.retry_backoff_s
@@ -404,7 +404,7 @@ class EventConsumer:
                 )
 
 
-async def _stop_quietly(consumer: AIOKafkaConsumer) -> None:
+async def stop_quietly(consumer: AIOKafkaConsumer) -> None:
     """Stop a consumer whose broker may be gone. aiokafka's fetcher can let a CancelledError
     escape from ``stop()`` then; that one is swallowed unless this task itself is being
     cancelled."""
