@@ -25,8 +25,7 @@ def _banner(stack: Stack, seconds: float) -> str:
         lines.append(f"  {service:<13}: {stack.url(service)}  (docs: {stack.url(service)}/docs)")
     lines += [
         f"  Admin key : stored in {STATE_DIR / 'admin_api_key'} (or set ADMIN_API_KEY)",
-        "",
-        f"  Console  : {stack.url('links')}/console (sign in with the admin key)",
+        f"  Console   : {stack.url('links')}/console (sign in with the admin key)",
         "",
         "Try one referral end to end:   make journey  (prints the participant's scoreboard URL)",
         "Or by hand:",
