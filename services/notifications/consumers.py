@@ -35,19 +35,42 @@ def _data(event: Event) -> dict[str, Any]:
     return event.model_dump(mode="json")
 
 
-async def _webhooks(
-    conn: asyncpg.Connection, env: Envelope, event: Any, occurred_at: Any, participant_id: Any
-) -> None:
-    """The event, as it is, to the program's webhook endpoints that subscribe to it."""
-    await dispatch.to_webhooks(
-        conn,
-        event_id=env.id,
+def _fanout(event: Any, occurred_at: Any, participant_id: Any) -> dispatch.Fanout:
+    """The event for the program's webhook endpoints, written with the participant's message
+    (one statement for both)."""
+    return dispatch.fanout(
         program_id=event.program_id,
         event_type=event.TOPIC,
         occurred_at=occurred_at,
         data=_data(event),
         participant_id=participant_id,
     )
+
+
+def _reuse(told: dispatch.Told, program_id: UUID) -> dict[str, Any]:
+    """The definition the message read, when it is this program's and the program was known;
+    otherwise {} (see ``_published_definition``)."""
+    if told.who is not None and told.who.program_id == program_id:
+        return told.definition
+    return {}
+
+
+# Consumer batches are applied concurrently, each in its own transaction, and one poll can
+# hold a program's publication and its first enrolments or conversions: neither transaction
+# sees the other's uncommitted rows, so the publication's catch-up would miss the count (or
+# the reminder) and the conversion would miss the thresholds. This lock, per program, is
+# taken by the publication before it writes, and by a handler that found no program; the
+# second to take it sees what the first committed.
+_PROGRAM_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))"
+
+
+async def _published_definition(conn: asyncpg.Connection, program_id: UUID) -> dict[str, Any]:
+    """The definition in force; when there is none yet, read again under the program's lock."""
+    definition = await repo.definition(conn, program_id)
+    if definition:
+        return definition
+    await conn.execute(_PROGRAM_LOCK, program_id)
+    return await repo.definition(conn, program_id)
 
 
 def handlers(settings: NotificationsSettings) -> dict[str, Handler]:
@@ -58,9 +81,12 @@ def handlers(settings: NotificationsSettings) -> dict[str, Handler]:
         trigger: str,
         participant_id: Any,
         variables: dict[str, Any],
-    ) -> None:
+        unless_erased: bool = False,
+        webhooks: dispatch.Fanout | None = None,
+        count_conversion_in: UUID | None = None,
+    ) -> dispatch.Told:
         """One message to a participant, on each channel their preferences allow."""
-        await dispatch.to_participant(
+        return await dispatch.to_participant(
             conn,
             settings,
             event_id=env.id,
@@ -68,11 +94,15 @@ def handlers(settings: NotificationsSettings) -> dict[str, Handler]:
             program_id=event.program_id,
             participant_id=participant_id,
             variables=variables,
+            unless_erased=unless_erased,
+            webhooks=webhooks,
+            count_conversion_in=count_conversion_in,
         )
 
     async def on_program_published(
         conn: asyncpg.Connection, event: ProgramPublished, _: Envelope
     ) -> None:
+        await conn.execute(_PROGRAM_LOCK, event.program_id)
         await conn.execute(
             "INSERT INTO programs (program_id, version, effective_from, name, definition) "
             "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
@@ -135,21 +165,21 @@ def handlers(settings: NotificationsSettings) -> dict[str, Handler]:
             event.variant,
             event.enrolled_at,
         )
-        if await conn.fetchval(
-            "SELECT erased_at IS NOT NULL FROM participants WHERE participant_id = $1",
-            event.participant_id,
-        ):
-            return  # a late copy of an erased participant's enrolment: nothing to say
-        await _tell(
+        told = await _tell(
             conn,
             env,
             event,
             "welcome",
             event.participant_id,
             variables={},
+            unless_erased=True,
+            webhooks=_fanout(event, event.enrolled_at, event.participant_id),
         )
-        await _webhooks(conn, env, event, event.enrolled_at, event.participant_id)
-        definition = await repo.definition(conn, event.program_id)
+        if told.who is not None and told.who.erased:
+            return  # a late copy of an erased participant's enrolment: nothing to say
+        definition = _reuse(told, event.program_id) or await _published_definition(
+            conn, event.program_id
+        )
         days = repo.policy_of(definition, event.variant).share_reminder_days
         if days is not None:
             # Counted from now rather than enrolled_at, so a replayed log does not fire
@@ -186,32 +216,33 @@ def handlers(settings: NotificationsSettings) -> dict[str, Handler]:
             "referral_signed_up",
             event.referrer_id,
             variables={},
+            webhooks=_fanout(event, event.signed_up_at, event.referrer_id),
         )
-        await _webhooks(conn, env, event, event.signed_up_at, event.referrer_id)
 
     async def on_converted(
         conn: asyncpg.Connection, event: ReferralConverted, env: Envelope
     ) -> None:
-        await _tell(
+        # Milestones count referrals, not recurring purchases: only a first purchase is
+        # counted (by the statement that reads the referrer).
+        first = event.sequence == 1
+        told = await _tell(
             conn,
             env,
             event,
             "referral_converted",
             event.referrer_id,
             variables={"order_amount": (event.amount, event.currency)},
+            webhooks=_fanout(event, event.converted_at, event.referrer_id),
+            count_conversion_in=event.program_id if first else None,
         )
-        await _webhooks(conn, env, event, event.converted_at, event.referrer_id)
-        if event.sequence != 1:
-            return  # milestones count referrals, not recurring purchases
-        converted = await conn.fetchval(
-            "INSERT INTO participant_progress (participant_id, program_id, converted) "
-            "VALUES ($1, $2, 1) ON CONFLICT (participant_id) DO UPDATE "
-            "SET converted = participant_progress.converted + 1 RETURNING converted",
-            event.referrer_id,
-            event.program_id,
+        if not first or told.converted is None:
+            return
+        converted = told.converted
+        # What _tell read is still true (nothing in between writes participants or programs).
+        who = told.who
+        definition = _reuse(told, event.program_id) or await _published_definition(
+            conn, event.program_id
         )
-        definition = await repo.definition(conn, event.program_id)
-        who = await repo.participant(conn, event.referrer_id)
         policy = repo.policy_of(definition, who.variant if who else None)
         threshold = one_away(repo.milestone_thresholds(definition), converted)
         if policy.milestone_nudge and threshold is not None:
@@ -228,11 +259,14 @@ def handlers(settings: NotificationsSettings) -> dict[str, Handler]:
     async def on_reward_issued(
         conn: asyncpg.Connection, event: RewardIssued, env: Envelope
     ) -> None:
-        await _webhooks(conn, env, event, event.issued_at, event.referrer_id)
-        if event.side != "referrer":
-            return  # the referee has no address here: the webhook above is their channel
-        if str(getattr(event, "rule", None) or "").startswith("milestone:"):
-            return  # a milestone's grant: milestone.reached tells it, once
+        webhooks = _fanout(event, event.issued_at, event.referrer_id)
+        if event.side != "referrer" or str(getattr(event, "rule", None) or "").startswith(
+            "milestone:"
+        ):
+            # The referee has no address here: the webhook is their channel. A milestone's
+            # grant: milestone.reached tells it, once.
+            await dispatch.to_webhooks_of(conn, env.id, webhooks)
+            return
         definition = await repo.definition(conn, event.program_id, event.program_version)
         # With a hold, reward.issued is published when the held reward becomes available.
         held = repo.hold_days(definition) > 0 and repo.policy_of(definition).reward_available
@@ -246,6 +280,7 @@ def handlers(settings: NotificationsSettings) -> dict[str, Handler]:
                 "amount": (event.amount, event.unit),
                 "coupon_code": getattr(event, "coupon_code", None),
             },
+            webhooks=webhooks,
         )
 
     async def on_milestone(
@@ -262,8 +297,8 @@ def handlers(settings: NotificationsSettings) -> dict[str, Handler]:
                 "perk": event.perk,
                 "amount": (event.amount, event.unit) if event.amount is not None else None,
             },
+            webhooks=_fanout(event, event.reached_at, event.referrer_id),
         )
-        await _webhooks(conn, env, event, event.reached_at, event.referrer_id)
 
     async def on_reward_failed(
         conn: asyncpg.Connection, event: RewardFailed, env: Envelope

@@ -94,9 +94,19 @@ def render(
     variables: dict[str, Any],
     locale: str | None,
     unsubscribe_url: str | None = None,
+    *,
+    layout: bool = True,
+    texts: tuple[str, str] | None = None,
 ) -> Rendered:
-    subject = " ".join(_render(_TEXT, "subject", source.subject, variables).split())
-    text = _render(_TEXT, "body", source.body, variables).strip()
+    """``layout=False`` leaves ``html`` empty when the source has no HTML of its own (the
+    shipped layout cannot fail, so a caller that needs only subject and text skips it; a
+    program's own HTML is still rendered, as its failure decides the fallback). ``texts``:
+    subject and text already rendered from this source and these variables, reused."""
+    if texts is None:
+        subject = " ".join(_render(_TEXT, "subject", source.subject, variables).split())
+        text = _render(_TEXT, "body", source.body, variables).strip()
+    else:
+        subject, text = texts
     lang = language_of(locale)
     page = {
         **variables,
@@ -110,9 +120,11 @@ def render(
     }
     if source.html is not None:
         html = _render(_HTML, "html", source.html, page)
-    else:
+    elif layout:
         paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
         html = _LAYOUT.render({**page, "paragraphs": paragraphs})
+    else:
+        html = ""
     if unsubscribe_url and text:
         text = f"{text}\n\n{page['unsubscribe_label']}: {unsubscribe_url}"
     return Rendered(subject=subject, text=text, html=html)

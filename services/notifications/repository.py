@@ -40,22 +40,51 @@ async def participant(conn: Conn, participant_id: UUID) -> Participant | None:
     return Participant(**dict(row)) if row else None
 
 
+# Definitions by (program, version). A published version never changes (``programs`` rows are
+# only ever inserted, ON CONFLICT DO NOTHING), so once read it is kept for the process's life:
+# no invalidation is needed. Which version is in force is still asked of the database each
+# time (it moves with effective_from and with publications handled by other replicas).
+# The dicts are shared: callers only read them.
+_DEFINITIONS: dict[tuple[UUID, int], dict[str, Any]] = {}
+_DEFINITIONS_MAX = 4096
+
+
+async def definition_of_version(
+    conn: Conn, program_id: UUID, version: int
+) -> dict[str, Any] | None:
+    """A published version's definition (cached: versions are immutable), None if unknown."""
+    key = (program_id, version)
+    if (cached := _DEFINITIONS.get(key)) is not None:
+        return cached
+    value = await conn.fetchval(
+        "SELECT definition FROM programs WHERE program_id = $1 AND version = $2",
+        program_id,
+        version,
+    )
+    if value is not None:
+        if len(_DEFINITIONS) >= _DEFINITIONS_MAX:
+            _DEFINITIONS.clear()  # simplest bound; refilled by the next reads
+        _DEFINITIONS[key] = value
+    return value  # type: ignore[no-any-return]
+
+
+# The version in force now, as a scalar subquery on ``$1`` (the program id).
+IN_FORCE = (
+    "SELECT version FROM programs WHERE program_id = {program} "
+    "ORDER BY (effective_from <= now()) DESC, effective_from DESC, version DESC LIMIT 1"
+)
+
+
 async def definition(conn: Conn, program_id: UUID, version: int | None = None) -> dict[str, Any]:
     """A version's definition, or the one in force now; {} before the program is known."""
     if version is not None:
-        value = await conn.fetchval(
-            "SELECT definition FROM programs WHERE program_id = $1 AND version = $2",
-            program_id,
-            version,
-        )
+        value = await definition_of_version(conn, program_id, version)
         if value is not None:
-            return value  # type: ignore[no-any-return]
-    value = await conn.fetchval(
-        "SELECT definition FROM programs WHERE program_id = $1 "
-        "ORDER BY (effective_from <= now()) DESC, effective_from DESC, version DESC LIMIT 1",
-        program_id,
-    )
-    return value or {}
+            return value
+    in_force = await conn.fetchval(IN_FORCE.format(program="$1"), program_id)
+    if in_force is None:
+        return {}
+    return await definition_of_version(conn, program_id, in_force) or {}
 
 
 def policy_of(definition: dict[str, Any], variant: str | None = None) -> NotificationPolicy:
@@ -105,8 +134,7 @@ async def template(
     """Most specific first: the program's template in the reader's locale (its variant, then
     any variant), the shipped default in the reader's language, then the program's English,
     then the shipped English."""
-    chain = locale_chain(locale)
-    found: dict[tuple[str, str], asyncpg.Record] = {}
+    found: dict[tuple[str, str], Source] = {}
     if program_id is not None:
         rows = await conn.fetch(
             "SELECT locale, variant, subject, body, html FROM templates "
@@ -114,16 +142,25 @@ async def template(
             "AND variant = ANY($4::text[])",
             program_id,
             trigger,
-            chain,
+            locale_chain(locale),
             [variant or "", ""],
         )
-        found = {(r["locale"], r["variant"]): r for r in rows}
+        found = {(r[0], r[1]): Source(r[2], r[3], r[4]) for r in rows}
+    return choose_template(found, trigger, locale, variant)
+
+
+def choose_template(
+    found: dict[tuple[str, str], Source], trigger: str, locale: str | None, variant: str | None
+) -> Source:
+    """The resolution of ``template`` over the program's templates of this trigger, keyed by
+    (locale, variant); keys outside the reader's locale chain and variant are ignored."""
+    chain = locale_chain(locale)
 
     def own(locales: list[str]) -> Source | None:
         for loc in locales:
             for var in ([variant] if variant else []) + [""]:
-                if (r := found.get((loc, var))) is not None:
-                    return Source(r["subject"], r["body"], r["html"])
+                if (source := found.get((loc, var))) is not None:
+                    return source
         return None
 
     native = [loc for loc in chain if loc != "en"]
@@ -134,6 +171,87 @@ async def template(
     if (source := own(["en"])) is not None:
         return source
     return Source(*default_template(trigger, "en"))
+
+
+@dataclass(frozen=True)
+class Audience:
+    """What a message to one participant needs to know, read in one statement."""
+
+    who: Participant
+    version: int | None  # of the participant's program in force now; None: not published
+    templates: dict[tuple[str, str], Source]  # the program's, for this trigger and variant
+    subscribed: bool  # to the trigger's category
+    marketing_sent_last_day: int  # counted only for marketing messages
+
+
+_AUDIENCE = (
+    "SELECT p.participant_id, p.program_id, p.email, p.name, p.locale, p.link_url, p.variant, "
+    "p.erased_at IS NOT NULL AS erased, "
+    f"({IN_FORCE.format(program='p.program_id')}) AS version, "
+    "coalesce((SELECT subscribed FROM preferences f WHERE f.participant_id = p.participant_id "
+    "AND f.category = $2), true) AS subscribed, "
+    "CASE WHEN $2 = 'marketing' THEN (SELECT count(*) FROM deliveries d "
+    "WHERE d.participant_id = p.participant_id AND d.channel = 'email' "
+    "AND d.category = 'marketing' AND d.status IN ('pending', 'sent') "
+    "AND d.created_at > now() - interval '24 hours') ELSE 0 END AS marketing_sent, "
+    "ARRAY(SELECT ARRAY[t.locale, t.variant, t.subject, t.body, t.html] FROM templates t "
+    "WHERE t.program_id = p.program_id AND t.trigger = $3 "
+    "AND t.variant IN (coalesce(p.variant, ''), '')) AS templates"
+)
+# The same, counting a first purchase in participant_progress in the same round trip; one row
+# whether or not the participant is known (the count does not wait for the enrolment).
+_AUDIENCE_COUNTING = (
+    "WITH progress AS (INSERT INTO participant_progress (participant_id, program_id, converted) "
+    "VALUES ($1, $4, 1) ON CONFLICT (participant_id) DO UPDATE "
+    "SET converted = participant_progress.converted + 1 RETURNING converted) "
+    + _AUDIENCE
+    + ", (SELECT converted FROM progress) AS converted "
+    "FROM (SELECT $1::uuid AS id) one LEFT JOIN participants p ON p.participant_id = one.id"
+)
+_AUDIENCE = _AUDIENCE + " FROM participants p WHERE p.participant_id = $1"
+
+
+async def audience(
+    conn: Conn,
+    participant_id: UUID,
+    trigger: str,
+    category: str,
+    *,
+    count_conversion_in: UUID | None = None,
+) -> tuple[Audience | None, int | None]:
+    """The participant, the version in force of their program, their preference for the
+    category, their marketing emails of the last 24 hours and the program's templates of the
+    trigger: what ``participant``, ``definition``, ``subscribed``, ``marketing_sent_last_day``
+    and ``template`` read, in one round trip; None when the participant is unknown. With
+    ``count_conversion_in`` (a program id), the statement also adds one to the participant's
+    converted referrals and the count after it is returned second."""
+    if count_conversion_in is None:
+        row = await conn.fetchrow(_AUDIENCE, participant_id, category, trigger)
+        converted = None
+    else:
+        row = await conn.fetchrow(
+            _AUDIENCE_COUNTING, participant_id, category, trigger, count_conversion_in
+        )
+        assert row is not None  # the LEFT JOIN returns one row
+        converted = row["converted"]
+    if row is None or row["participant_id"] is None:
+        return None, converted
+    return Audience(
+        who=Participant(
+            participant_id=row["participant_id"],
+            program_id=row["program_id"],
+            email=row["email"],
+            locale=row["locale"],
+            link_url=row["link_url"],
+            variant=row["variant"],
+            name=row["name"],
+            erased=row["erased"],
+        ),
+        version=row["version"],
+        templates={(t[0], t[1]): Source(t[2], t[3], t[4]) for t in row["templates"]},
+        subscribed=bool(row["subscribed"]),
+        marketing_sent_last_day=int(row["marketing_sent"]),
+    ), converted
 
 
 def ops_key(address: str) -> str:

@@ -4,11 +4,14 @@ templates never cached (a change is seen by the next message)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
+import pytest
+
 from services.notifications.consumers import handlers
-from shared.contracts import ReferralConverted, RewardIssued
+from shared.contracts import ProgramPublished, ReferralConverted, RewardIssued
 from shared.contracts.base import Event
 from shared.messaging.outbox import envelope_for
 from tests.integration.notifications.conftest import NOW, World
@@ -144,3 +147,53 @@ async def test_a_template_change_is_seen_by_the_next_message(world: World) -> No
         "SELECT title FROM notifications WHERE kind = 'reward_issued' ORDER BY created_at"
     )
     assert sorted(t["title"] for t in titles) == ["First words for you", "Second words"]
+
+
+async def _apply_in(conn: Any, world: World, *events: Event) -> None:
+    table = handlers(world.settings)
+    for event in events:
+        await table[event.TOPIC](conn, event, envelope_for(event, "/test"))
+
+
+@pytest.mark.parametrize("publication_first", [True, False])
+async def test_a_publication_and_a_first_conversion_in_concurrent_batches_nudge_once(
+    world: World, publication_first: bool
+) -> None:
+    """The consumer applies partitions concurrently, one transaction each: neither sees the
+    other's uncommitted rows, whichever commits first."""
+    program_id, referrer = uuid.uuid4(), uuid.uuid4()
+    published = ProgramPublished.model_validate(
+        {
+            "program_id": program_id,
+            "version": 1,
+            "effective_from": NOW,
+            "name": "Concurrent",
+            "definition": {
+                "destination_url": "https://shop.example.com/",
+                "rewards": {"milestones": [{"threshold": 2, "perk": "Invitation"}]},
+            },
+        }
+    )
+    first, second = (
+        ([published], [_converted(program_id, referrer)])
+        if publication_first
+        else ([_converted(program_id, referrer)], [published])
+    )
+    async with world.pool.acquire() as one, world.pool.acquire() as two:
+        tx = one.transaction()
+        await tx.start()
+        await _apply_in(one, world, *first)
+
+        async def other() -> None:
+            async with two.transaction():
+                await _apply_in(two, world, *second)
+
+        waiting = asyncio.create_task(other())
+        await asyncio.sleep(0.3)  # the other batch is under way, its rows unseen
+        await tx.commit()
+        await asyncio.wait_for(waiting, 10)
+    nudges = await world.pool.fetch(
+        "SELECT dedupe FROM reminders WHERE kind = 'milestone_nudge' AND participant_id = $1",
+        referrer,
+    )
+    assert [n["dedupe"] for n in nudges] == ["2"]
