@@ -9,6 +9,7 @@ import asyncpg
 from services.rewards import ledger, lifecycle
 from services.rewards.issuing import (
     REFERRER_LOCK_SQL,
+    lock_program_versions,
     lock_referrer,
     referrer_lock_key,
     reward_conversion,
@@ -29,6 +30,7 @@ from shared.messaging.envelope import Envelope
 async def on_program_published(
     conn: asyncpg.Connection, event: ProgramPublished, _: Envelope
 ) -> None:
+    await lock_program_versions(conn, event.program_id)
     await conn.execute(
         "INSERT INTO program_versions (program_id, version, effective_from, definition) "
         "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",

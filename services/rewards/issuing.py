@@ -43,6 +43,16 @@ async def lock_program_budget(conn: asyncpg.Connection, program_id: uuid.UUID) -
     )
 
 
+async def lock_program_versions(conn: asyncpg.Connection, program_id: uuid.UUID) -> None:
+    """Serialises a program's publication with a conversion that found no version for it.
+    Without it, the two can run in concurrent transactions (another partition group or
+    replica): the publication sees no waiting conversion, the conversion sees no version, and
+    the conversion would wait for a program that has already arrived."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"rewards:program:{program_id}"
+    )
+
+
 # Versions are immutable, so their parsed policies can be kept in the process.
 _POLICIES: dict[tuple[uuid.UUID, int, str | None], RewardPolicy] = {}
 _POLICY_CACHE_SIZE = 4096
@@ -197,7 +207,12 @@ async def reward_recorded(conn: asyncpg.Connection, conversion: asyncpg.Record) 
     conversion_id = conversion["conversion_id"]
     version = await version_for(conn, conversion)
     if version is None:
-        return 0
+        # A publication may be committing right now: wait for it, then look again (a new
+        # statement sees what committed meanwhile).
+        await lock_program_versions(conn, conversion["program_id"])
+        version = await version_for(conn, conversion)
+        if version is None:
+            return 0
     policy = _policy(conversion["program_id"], version, conversion["variant"])
     if policy.budget is not None:
         await lock_program_budget(conn, conversion["program_id"])

@@ -3,6 +3,7 @@ milestones, holds, reversals, fulfilment channels, and a ledger that stays balan
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -469,3 +470,44 @@ async def test_a_partial_refund_before_the_reward_lowers_its_base(pool: asyncpg.
     await publish(pool, pid, {"referrer": {"unit": "USD", "percent_bp": 1000}})
     [row] = await rewards_of(pool, pid)
     assert row["amount"] == 600
+
+
+@pytest.mark.parametrize("first", ["publication", "conversion"])
+async def test_a_publication_racing_its_first_conversion_still_rewards_it(
+    pool: asyncpg.Pool, first: str
+) -> None:
+    """The two in concurrent transactions (two partition groups or two replicas): whichever
+    commits second must see the other, or the conversion waits forever."""
+    pid, referrer = uuid.uuid4(), uuid.uuid4()
+    published = ProgramPublished(
+        program_id=pid,
+        version=1,
+        effective_from=T0,
+        name="p",
+        definition=ProgramDefinition.model_validate(
+            {
+                "destination_url": "https://shop.example.com/",
+                "rewards": {"referrer": {"amount": 2000, "unit": "USD"}},
+            }
+        ),
+    )
+    steps = {
+        "publication": (consumers.on_program_published, published),
+        "conversion": (consumers.on_referral_converted, conversion(pid, referrer)),
+    }
+    second = "conversion" if first == "publication" else "publication"
+    async with pool.acquire() as a, pool.acquire() as b:
+        ta, tb = a.transaction(), b.transaction()
+        await ta.start()
+        await tb.start()
+        handler, event = steps[first]
+        await handler(a, event, None)
+        # The second blocks on the program lock until the first commits.
+        handler, event = steps[second]
+        blocked = asyncio.create_task(handler(b, event, None))
+        await asyncio.sleep(0.3)
+        await ta.commit()
+        await asyncio.wait_for(blocked, 10)
+        await tb.commit()
+    [row] = await rewards_of(pool, pid)
+    assert row["status"] == "issued" and row["amount"] == 2000
