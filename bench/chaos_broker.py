@@ -31,8 +31,8 @@ from shared.messaging.consumer import stop_quietly
 from shared.migrate import SERVICES
 
 REPLAY_MARGIN_S = 60.0
-# The services that run a consumer; each is a consumer group named after its service (links
-# only reads its cache-invalidation topics, without a group).
+# The consumer groups the invariants depend on (named after their services). Links' groups
+# (`links`, `links-clicks`) feed only its analytics read model, which the run does not check.
 CONSUMER_GROUPS = ("attribution", "rewards", "notifications")
 
 
