@@ -363,10 +363,18 @@ async def test_console_overview_shows_funnels_failed_rewards_and_dlq_sizes(links
     async def overview() -> Any:
         return await queries.console_overview(pool, await dlq_sizes(links.settings, max_age_s=0))
 
-    result = await poll(
-        overview,
-        lambda o: o.dlq.get("referral.signed_up.dlq") == 1 and o.failed_rewards,
-    )
+    def settled(o: Any) -> bool:
+        # Partitions are applied concurrently: wait for the whole story, not just its end.
+        mine = [p for p in o.programs if p.program_id == pid]
+        return bool(
+            o.dlq.get("referral.signed_up.dlq") == 1
+            and o.failed_rewards
+            and mine
+            and (mine[0].participants, mine[0].conversions) == (2, 1)
+            and [s.count for s in mine[0].funnel] == [2, 1, 3, 3, 1, 2]
+        )
+
+    result = await poll(overview, settled)
     assert result.dlq["referral.signed_up.dlq"] == 1
     assert result.dlq["reward.created.dlq"] == 0  # every DLQ topic is listed
     [summary] = [p for p in result.programs if p.program_id == pid]
