@@ -119,7 +119,10 @@ async def main(n: int, service: str, root: Path) -> None:
         )
         baseline = await _timed(pool, per_message, n, count_sql)
         await pool.execute(truncate_sql)
-        batch = await _timed(pool, batch_consumer(name="bench-batch", **common), n, count_sql)
+        batch_run = batch_consumer(
+            name="bench-batch", handlers={LinkClicked.TOPIC: handler}, **common
+        )
+        batch = await _timed(pool, batch_run, n, count_sql)
         await producer.stop()
         await pool.close()
         print(f"baseline (per message): {n / baseline:8.0f} clicks/s ({baseline:.2f}s)")

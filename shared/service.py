@@ -24,7 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.db import create_pool
 from shared.http import health
 from shared.http.problems import install_problem_handlers
-from shared.messaging.consumer import EventConsumer, Handler
+from shared.messaging.consumer import EventConsumer
+from shared.messaging.groups import ConsumerGroup, build_consumer
 from shared.messaging.producer import ensure_topics, make_producer
 from shared.messaging.relay import OutboxRelay
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -45,7 +46,7 @@ class Runtime:
     pool: asyncpg.Pool
     producer: AIOKafkaProducer
     relay: OutboxRelay
-    consumer: EventConsumer | None
+    consumers: list[EventConsumer]
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -78,7 +79,7 @@ def create_service_app(
     settings: ServiceSettings,
     title: str,
     routers: Sequence[APIRouter] = (),
-    handlers: dict[str, Handler] | None = None,
+    consumers: Sequence[ConsumerGroup] = (),
     on_start: Hook | None = None,
     on_stop: Hook | None = None,
 ) -> FastAPI:
@@ -96,25 +97,17 @@ def create_service_app(
             poll_interval_s=settings.relay_poll_interval_s,
             retention_hours=settings.outbox_retention_hours,
         )
-        consumer = None
-        if handlers:
-            consumer = EventConsumer(
-                name=settings.service_name,
-                pool=pool,
-                producer=producer,
-                handlers=handlers,
-                bootstrap_servers=settings.kafka_bootstrap_servers,
-                batch_size=settings.consumer_batch_size,
-                max_attempts=settings.consumer_max_attempts,
-                retry_backoff_s=settings.consumer_retry_backoff_s,
-                fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-                session_timeout_ms=settings.kafka_session_timeout_ms,
-            )
-        runtime = Runtime(settings, pool, producer, relay, consumer)
+        runtime = Runtime(
+            settings,
+            pool,
+            producer,
+            relay,
+            [build_consumer(group, settings, pool, producer) for group in consumers],
+        )
         app.state.runtime = runtime
         runtime.spawn(relay.run(runtime.stop), "outbox-relay")
-        if consumer is not None:
-            runtime.spawn(consumer.run(runtime.stop), "consumer")
+        for consumer in runtime.consumers:
+            runtime.spawn(consumer.run(runtime.stop), f"consumer-{consumer.name}")
         if on_start is not None:
             await on_start(runtime)
         log.info("%s started", settings.service_name)

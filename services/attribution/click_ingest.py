@@ -12,8 +12,6 @@ from shared.contracts import LinkClicked
 from shared.messaging.batch import BatchConsumer
 from shared.messaging.envelope import Envelope
 
-TOPIC = LinkClicked.TOPIC
-
 _INSERT = (
     "INSERT INTO clicks (click_id, code, program_id, participant_id, clicked_at, attributable, "
     "channel, visitor_hash, traceparent) "
@@ -40,11 +38,6 @@ async def store_click(conn: asyncpg.Connection, event: LinkClicked, env: Envelop
 
 class ClickConsumer(BatchConsumer):
     """Consumes only ``link.clicked``: one multi-row insert per batch."""
-
-    topic = TOPIC
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(handler=store_click, **kwargs)
 
     async def apply_batch(
         self, conn: asyncpg.Connection, events: list[tuple[Envelope, Any]]

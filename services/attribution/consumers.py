@@ -1,13 +1,12 @@
-"""The one place that maps topics to handlers in attribution.
-
-``link.clicked`` is not in the shared consumer's handlers: clicks are stored a batch at a time
-by ``click_ingest.ClickConsumer`` (consumer group ``CLICKS_CONSUMER``), one inbox statement
-and one multi-row insert per batch."""
+"""The one place that maps topics to handlers in attribution: two consumer groups, the
+service's own for referral inputs and ``CLICKS_CONSUMER`` for ``link.clicked``, stored a batch
+at a time by ``click_ingest.ClickConsumer`` (one inbox statement and one multi-row insert)."""
 
 from __future__ import annotations
 
 import asyncpg
 
+from services.attribution.click_ingest import ClickConsumer, store_click
 from services.attribution.pii import Hasher
 from services.attribution.settings import AttributionSettings
 from shared.contracts import (
@@ -19,6 +18,7 @@ from shared.contracts import (
 from shared.http.key_events import KEY_HANDLERS
 from shared.messaging.consumer import Handler
 from shared.messaging.envelope import Envelope
+from shared.messaging.groups import ConsumerGroup
 
 
 async def on_program_published(
@@ -95,13 +95,19 @@ def handlers(hasher: Hasher) -> dict[str, Handler]:
     }
 
 
-def handlers_for(settings: object) -> dict[str, Handler]:
-    key = getattr(settings, "pii_hash_key", None) or AttributionSettings().pii_hash_key
-    return handlers(Hasher(key.get_secret_value()))
+def consumer_groups(settings: AttributionSettings) -> list[ConsumerGroup]:
+    hasher = Hasher(settings.pii_hash_key.get_secret_value())
+    return [
+        ConsumerGroup(handlers(hasher)),
+        # Clicks: their own group, so a click backlog never delays referral events, and
+        # applied a batch at a time (see click_ingest).
+        ConsumerGroup(
+            {LinkClicked.TOPIC: store_click},
+            name=CLICKS_CONSUMER,
+            consumer=ClickConsumer,
+            min_batch_size=500,
+        ),
+    ]
 
 
-HANDLERS: dict[str, Handler] = handlers_for(AttributionSettings())
-
-# Clicks: their own consumer group, batch-applied (see click_ingest).
 CLICKS_CONSUMER = "attribution-clicks"
-CLICKS_TOPIC = LinkClicked.TOPIC

@@ -15,9 +15,9 @@ from prometheus_client.core import CounterMetricFamily
 from services.links import api, redirect
 from services.links.analytics import api as analytics_api
 from services.links.analytics import pages
-from services.links.analytics.projector import HANDLERS, ClickCounter
 from services.links.cache_events import CacheInvalidator
 from services.links.clicks import ClickCapture
+from services.links.consumers import consumer_groups
 from services.links.ratelimit import RateLimiter
 from services.links.settings import LinksSettings
 from services.links.visitors import BotDetector, VisitorHasher
@@ -98,21 +98,6 @@ def create_app(settings: LinksSettings | None = None) -> FastAPI:
         rt.spawn(capture.run_writer(rt.stop), "click-writer")
         rt.spawn(capture.run_sender(rt.stop), "click-sender")
         rt.spawn(invalidator.run(rt.stop), "redirect-cache-events")
-        # The analytics read model counts clicks a batch at a time, in its own consumer group
-        # (the other topics go through the shared consumer, group "links").
-        click_counter = ClickCounter(
-            name=f"{settings.service_name}-clicks",
-            pool=rt.pool,
-            producer=rt.producer,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            batch_size=max(settings.consumer_batch_size, 1000),
-            max_attempts=settings.consumer_max_attempts,
-            retry_backoff_s=settings.consumer_retry_backoff_s,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-            session_timeout_ms=settings.kafka_session_timeout_ms,
-        )
-        app.state.click_counter = click_counter
-        rt.spawn(click_counter.run(rt.stop), "analytics-click-counter")
         _COLLECTOR.redirectors.append(redirector)
         app.state.slot.redirector = redirector
         # What exists after start-up lives as long as the process: keep the collector off it.
@@ -130,7 +115,7 @@ def create_app(settings: LinksSettings | None = None) -> FastAPI:
         settings=settings,
         title="Referral links gateway",
         routers=[api.router, api.public, redirect.router, analytics_api.router, pages.router],
-        handlers=HANDLERS,
+        consumers=consumer_groups(settings),
         on_start=on_start,
         on_stop=on_stop,
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.notifications import api, deliveries_api, scheduler, templates_api, webhooks_api
-from services.notifications.consumers import handlers
+from services.notifications.consumers import consumer_groups
 from services.notifications.sender import Sender
 from services.notifications.settings import NotificationsSettings
 from shared.service import Runtime, create_service_app
@@ -30,6 +30,6 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
             webhooks_api.router,
             deliveries_api.router,
         ],
-        handlers=handlers(settings),
+        consumers=consumer_groups(settings),
         on_start=on_start,
     )

@@ -29,6 +29,7 @@ from shared.contracts.base import Event
 from shared.http.key_events import KEY_HANDLERS
 from shared.messaging.consumer import Handler
 from shared.messaging.envelope import Envelope
+from shared.messaging.groups import ConsumerGroup
 
 
 def _data(event: Event) -> dict[str, Any]:
@@ -391,3 +392,7 @@ async def erase(conn: asyncpg.Connection, participant_id: UUID, program_id: UUID
         "WHERE participant_id = $1 AND done_at IS NULL",
         participant_id,
     )
+
+
+def consumer_groups(settings: NotificationsSettings) -> list[ConsumerGroup]:
+    return [ConsumerGroup(handlers(settings))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.rewards import api, scheduler
-from services.rewards.consumers import HANDLERS
+from services.rewards.consumers import consumer_groups
 from services.rewards.settings import RewardsSettings
 from shared.service import Runtime, create_service_app
 
@@ -28,6 +28,6 @@ def create_app(settings: RewardsSettings | None = None) -> FastAPI:
         settings=settings,
         title="Referral rewards",
         routers=[api.router],
-        handlers=HANDLERS,
+        consumers=consumer_groups(settings),
         on_start=on_start,
     )

@@ -25,6 +25,7 @@ from shared.http.key_events import KEY_HANDLERS
 from shared.http.outbound import new_webhook_secret
 from shared.messaging.consumer import Handler
 from shared.messaging.envelope import Envelope
+from shared.messaging.groups import ConsumerGroup
 
 
 async def on_program_published(
@@ -220,3 +221,7 @@ HANDLERS: dict[str, Handler] = {
     ReferralReversed.TOPIC: on_referral_reversed,
     ParticipantErased.TOPIC: on_participant_erased,
 }
+
+
+def consumer_groups(_: object = None) -> list[ConsumerGroup]:
+    return [ConsumerGroup(HANDLERS)]

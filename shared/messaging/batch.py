@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any, ClassVar
+from typing import Any
 
 import asyncpg
 from aiokafka import ConsumerRecord
@@ -20,7 +20,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
 
 from shared.contracts.base import Event
-from shared.messaging.consumer import INFRA_ERRORS, EventConsumer, Handler
+from shared.messaging.consumer import INFRA_ERRORS, EventConsumer
 from shared.messaging.envelope import Envelope
 from shared.messaging.inbox import first_deliveries
 from shared.metrics import EVENTS_CONSUMED
@@ -34,13 +34,14 @@ _MAX_SPAN_LINKS = 128
 
 
 class BatchConsumer(EventConsumer):
-    """Subclasses name their ``topic``, give the per-message ``handler`` (the fallback) and
-    implement :meth:`apply_batch`."""
+    """Consumes one topic: ``handlers`` holds its per-message handler (the fallback);
+    subclasses implement :meth:`apply_batch`."""
 
-    topic: ClassVar[str]
-
-    def __init__(self, *, handler: Handler, **kwargs: Any) -> None:
-        super().__init__(handlers={self.topic: handler}, **kwargs)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if len(self.handlers) != 1:
+            raise ValueError(f"{type(self).__name__} consumes exactly one topic")
+        (self.topic,) = self.handlers
 
     async def apply_batch(
         self, conn: asyncpg.Connection, events: list[tuple[Envelope, Any]]

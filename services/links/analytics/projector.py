@@ -404,8 +404,6 @@ HANDLERS: dict[str, Handler] = {
     MilestoneReached.TOPIC: on_milestone,
 }
 
-CLICKS_TOPIC = LinkClicked.TOPIC
-
 
 def click_counts(
     clicks: list[LinkClicked],
@@ -433,11 +431,6 @@ class ClickCounter(BatchConsumer):
     """Counts ``link.clicked`` into ``rm_clicks_daily``: one inbox statement for the batch and
     one upsert of one row per (participant, day) seen, so a batch of 500 clicks on 20 links
     costs two statements (see ``shared.messaging.batch`` for the guarantees it keeps)."""
-
-    topic = CLICKS_TOPIC
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(handler=on_clicked, **kwargs)
 
     async def apply_batch(
         self, conn: asyncpg.Connection, events: list[tuple[Envelope, Any]]

@@ -15,7 +15,8 @@ import pytest
 
 from services.attribution.app import create_app
 from services.attribution.click_ingest import store_click
-from services.attribution.consumers import handlers_for
+from services.attribution.consumers import handlers
+from services.attribution.pii import Hasher
 from services.attribution.settings import AttributionSettings
 from shared.contracts import ApiKeyIssued, LinkClicked, ParticipantEnrolled, ProgramPublished
 from shared.contracts.programs import ProgramDefinition
@@ -25,7 +26,10 @@ from shared.messaging.outbox import envelope_for
 from shared.settings import ServiceSettings
 from tests.integration.kafka_helpers import migrated
 
-HANDLERS = {**handlers_for(AttributionSettings()), LinkClicked.TOPIC: store_click}
+HANDLERS = {
+    **handlers(Hasher(AttributionSettings().pii_hash_key.get_secret_value())),
+    LinkClicked.TOPIC: store_click,
+}
 
 
 async def apply(pool: asyncpg.Pool, event: Any) -> None:

@@ -70,6 +70,7 @@ async def test_two_consumer_instances_store_every_click_once(
     referrer, _ = await tracking.enroll()
     # A second instance of the same consumer group next to the app's own.
     second = ClickConsumer(
+        handlers={LinkClicked.TOPIC: store_click},
         name=CLICKS_CONSUMER,
         pool=tracking.pool,
         producer=tracking.runtime.producer,
@@ -148,6 +149,7 @@ async def test_a_failing_batch_is_applied_message_by_message(
 ) -> None:
     referrer, _ = await tracking.enroll()
     consumer = ClickConsumer(
+        handlers={LinkClicked.TOPIC: store_click},
         name="clicks-fallback",
         pool=tracking.pool,
         producer=tracking.runtime.producer,

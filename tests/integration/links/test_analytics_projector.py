@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from aiokafka import ConsumerRecord
 
-from services.links.analytics.projector import HANDLERS, ClickCounter
+from services.links.analytics.projector import HANDLERS, ClickCounter, on_clicked
 from shared.contracts import LinkClicked
 from shared.contracts.base import Event
 from shared.messaging.consumer import EventConsumer
@@ -67,7 +67,7 @@ async def _apply(pool: asyncpg.Pool, deliveries: list[tuple[Envelope, Event]]) -
     shared consumer, in batches of 5 in the given order."""
     kwargs = {"pool": pool, "producer": _NoProducer(), "bootstrap_servers": "unused:9092"}
     shared = EventConsumer(name="links", handlers=HANDLERS, **kwargs)  # type: ignore[arg-type]
-    clicks = ClickCounter(name="links-clicks", **kwargs)  # type: ignore[arg-type]
+    clicks = ClickCounter(handlers={LinkClicked.TOPIC: on_clicked}, name="links-clicks", **kwargs)  # type: ignore[arg-type]
     records = [_record(env, ev, i) for i, (env, ev) in enumerate(deliveries)]
     for start in range(0, len(records), 5):
         batch = records[start : start + 5]
@@ -174,6 +174,7 @@ async def test_a_malformed_click_is_dead_lettered_and_the_batch_still_counts(
     records = [_record(envelope_for(ev, "/t"), ev, i) for i, ev in enumerate(good)]
     bad = ConsumerRecord(LinkClicked.TOPIC, 0, 99, 0, 0, b"k", b"{not json", None, 0, 9, [])
     counter = ClickCounter(
+        handlers={LinkClicked.TOPIC: on_clicked},
         name="links-clicks", pool=pools[0], producer=Recorder(),  # type: ignore[arg-type]
         bootstrap_servers="unused:9092",
     )  # fmt: skip

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from services.links.analytics.projector import HANDLERS, ClickCounter
+from services.links.analytics.projector import HANDLERS, ClickCounter, on_clicked
+from shared.contracts import LinkClicked
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.outbox import envelope_for
 from tests.integration.kafka_helpers import migrated, running
@@ -86,7 +87,9 @@ async def test_replaying_the_topics_into_an_empty_database_rebuilds_the_same_tab
             "retry_backoff_s": 0.01,
         }
         rebuild = EventConsumer(name="links-rebuild", handlers=HANDLERS, **common)  # type: ignore[arg-type]
-        click_rebuild = ClickCounter(name="links-rebuild-clicks", **common)  # type: ignore[arg-type]
+        click_rebuild = ClickCounter(
+            handlers={LinkClicked.TOPIC: on_clicked}, name="links-rebuild-clicks", **common
+        )  # type: ignore[arg-type]
         try:
             async with running(rebuild.run), running(click_rebuild.run):
                 rebuilt = await _wait_equal(rebuilt_pool, live, timeout_s=30)

@@ -1,0 +1,21 @@
+"""The one place that maps topics to handlers in links: the analytics read models, in the
+service's own group, and clicks counted a batch at a time in group ``<service>-clicks``."""
+
+from __future__ import annotations
+
+from services.links.analytics.projector import HANDLERS, ClickCounter, on_clicked
+from services.links.settings import LinksSettings
+from shared.contracts import LinkClicked
+from shared.messaging.groups import ConsumerGroup
+
+
+def consumer_groups(settings: LinksSettings) -> list[ConsumerGroup]:
+    return [
+        ConsumerGroup(HANDLERS),
+        ConsumerGroup(
+            {LinkClicked.TOPIC: on_clicked},
+            name=f"{settings.service_name}-clicks",
+            consumer=ClickCounter,
+            min_batch_size=1000,
+        ),
+    ]
