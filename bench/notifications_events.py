@@ -33,7 +33,7 @@ import asyncpg
 from pydantic import SecretStr
 
 from devstack.embedded import EmbeddedPostgres, free_port
-from services.notifications.consumers import handlers
+from services.notifications.consumers import consumer_groups
 from services.notifications.settings import NotificationsSettings
 from shared.contracts import ParticipantEnrolled, ProgramPublished, ReferralConverted, RewardIssued
 from shared.contracts.base import Event
@@ -133,7 +133,8 @@ async def main(n: int, rounds: int, root: Path) -> None:
         settings = NotificationsSettings(database_url=dsn, admin_api_key=SecretStr("bench"))
         pool = await create_pool(dsn, max_size=4)
         await pool.execute("CREATE TABLE bench_floor (id uuid PRIMARY KEY, data jsonb)")
-        table = handlers(settings)
+        [group] = consumer_groups(settings)
+        table = group.handlers
         program_id = uuid.uuid4()
         published = ProgramPublished.model_validate(
             {

@@ -33,9 +33,9 @@ import asyncpg
 from pydantic import SecretStr
 
 from devstack.embedded import EmbeddedPostgres, free_port
-from services.notifications.consumers import handlers
+from services.notifications.consumers import consumer_groups
+from services.notifications.delivery import Sender
 from services.notifications.email import build_message
-from services.notifications.sender import Sender
 from services.notifications.settings import NotificationsSettings
 from shared.contracts import ParticipantEnrolled
 from shared.db import create_pool
@@ -73,7 +73,8 @@ async def _wait_port(port: int) -> None:
 
 
 async def _enqueue(pool: asyncpg.Pool, settings: NotificationsSettings, n: int) -> float:
-    on_enrolled = handlers(settings)[ParticipantEnrolled.TOPIC]
+    [group] = consumer_groups(settings)
+    on_enrolled = group.handlers[ParticipantEnrolled.TOPIC]
     program_id = uuid.uuid4()
     started = time.perf_counter()
     for i in range(0, n, 200):

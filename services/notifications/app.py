@@ -6,30 +6,39 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.notifications import api, deliveries_api, scheduler, templates_api, webhooks_api
+from services.notifications import (
+    deliveries_api,
+    participants_api,
+    reminders,
+    templates_api,
+    webhooks_api,
+)
 from services.notifications.consumers import consumer_groups
-from services.notifications.sender import Sender
+from services.notifications.context import Context
+from services.notifications.delivery import Sender
 from services.notifications.settings import NotificationsSettings
 from shared.service import Runtime, create_service_app
 
 
 def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     settings = settings or NotificationsSettings()
+    # One per app: the consumers and the scheduler share its cache of definitions.
+    context = Context(settings)
 
     async def on_start(rt: Runtime) -> None:
         rt.spawn(Sender(rt.pool, settings).run(rt.stop), "notifications-sender")
-        rt.spawn(scheduler.run(rt.pool, settings, rt.stop), "reminder-scheduler")
+        rt.spawn(reminders.run(rt.pool, context, rt.stop), "reminder-scheduler")
 
     return create_service_app(
         settings=settings,
         title="Referral notifications",
         routers=[
-            api.router,
-            api.public,
+            participants_api.router,
+            participants_api.public,
             templates_api.router,
             webhooks_api.router,
             deliveries_api.router,
         ],
-        consumers=consumer_groups(settings),
+        consumers=consumer_groups(settings, context),
         on_start=on_start,
     )

@@ -1,8 +1,11 @@
-"""Delivery metrics for ops (per channel)."""
+"""Delivery metrics for ops (per channel), and the refresh of the backlog gauges."""
 
 from __future__ import annotations
 
+import asyncpg
 from prometheus_client import Counter, Gauge
+
+from services.notifications.repository import deliveries, endpoints
 
 SENT = Counter("notifications_sent_total", "Messages delivered", ["channel"])
 FAILED = Counter("notifications_failed_total", "Messages given up on", ["channel"])
@@ -18,3 +21,13 @@ OLDEST_PENDING_AGE = Gauge(
 ENDPOINTS_DISABLED_NOW = Gauge(
     "notifications_disabled_webhook_endpoints", "Webhook endpoints disabled at the moment"
 )
+
+
+async def update_gauges(pool: asyncpg.Pool) -> None:
+    """Backlog per channel and disabled endpoints, for ops (a stuck sender shows here)."""
+    pending = await deliveries.pending_by_channel(pool)
+    for channel in ("email", "webhook"):
+        count, age = pending.get(channel, (0, 0.0))
+        PENDING.labels(channel).set(count)
+        OLDEST_PENDING_AGE.labels(channel).set(age)
+    ENDPOINTS_DISABLED_NOW.set(await endpoints.count_disabled(pool))

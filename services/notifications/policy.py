@@ -1,10 +1,36 @@
-"""Pure decisions: whether a message goes out (and why not), when to try again, when an
-endpoint is given up on, and which milestone is next."""
+"""Pure decisions: a program's notification settings, whether a message goes out (and why
+not), when to try again, when an endpoint is given up on, and which milestone is next."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+
+from shared.contracts.sections.notifications import NotificationPolicy
+
+
+def policy_of(definition: dict[str, Any], variant: str | None = None) -> NotificationPolicy:
+    """The notifications section of a program definition, the variant's own if it has one."""
+    section = definition.get("notifications") or {}
+    for v in definition.get("variants") or []:
+        if variant and v.get("name") == variant and v.get("notifications") is not None:
+            section = v["notifications"]
+    try:
+        return NotificationPolicy.model_validate(section)
+    except pydantic.ValidationError:
+        return NotificationPolicy()
+
+
+def milestone_thresholds(definition: dict[str, Any]) -> list[int]:
+    rewards = definition.get("rewards") or {}
+    return sorted(int(m["threshold"]) for m in rewards.get("milestones") or [] if "threshold" in m)
+
+
+def hold_days(definition: dict[str, Any]) -> float:
+    return float((definition.get("rewards") or {}).get("hold_days") or 0)
 
 
 @dataclass(frozen=True)

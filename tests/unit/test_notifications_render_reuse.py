@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.notifications.catalog import TRIGGERS, locale_chain
-from services.notifications.messages import SAMPLES, format_amount_for, localize
 from services.notifications.render import Source, render
-from services.notifications.repository import choose_template
+from services.notifications.template_resolution import choose_template
+from services.notifications.variables import SAMPLES, format_amount_for, localize
 
 LOCALES = ("en", "ar", "ar-EG", "zh", "zh-TW", "lv", "de", "pt-BR", "he")
 VARIANTS = ("", "a", "b")

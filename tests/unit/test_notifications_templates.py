@@ -17,8 +17,8 @@ from services.notifications.catalog import (
     language_of,
     locale_chain,
 )
-from services.notifications.messages import SAMPLES, localize
 from services.notifications.render import Source, TemplateInvalid, check, render
+from services.notifications.variables import SAMPLES, localize
 
 LOCALES = ("en", "ar", "zh", "lv")
 _VAR = re.compile(r"{{\s*(\w+)")

@@ -3,9 +3,10 @@ to apply events through the service's own handlers (the consumer's transaction).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,13 +14,15 @@ import asyncpg
 import pytest
 from pydantic import SecretStr
 
-from services.notifications.consumers import handlers
-from services.notifications.sender import Sender
+from services.notifications.consumers import consumer_groups
+from services.notifications.context import Context
+from services.notifications.delivery import Sender
 from services.notifications.settings import NotificationsSettings
 from shared.contracts import ParticipantEnrolled, ProgramPublished
 from shared.contracts.base import Event
 from shared.db import create_pool
 from shared.http.outbound import new_webhook_secret
+from shared.messaging.consumer import Handler
 from shared.messaging.envelope import Envelope
 from shared.messaging.outbox import envelope_for
 from tests.integration.kafka_helpers import migrated
@@ -46,15 +49,34 @@ def receiver() -> Iterator[WebhookReceiver]:
         server.stop()
 
 
+async def send_once(sender: Sender) -> int:
+    """Claim one batch per channel, send it, record each outcome: one attempt per due
+    message, so a test can count attempts."""
+    total = 0
+    for channel in sender.channels():
+        rows, signing = await sender.claim(channel, sender.settings.notify_sender_batch_size)
+        await sender.record(list(await asyncio.gather(*(sender.deliver(r, signing) for r in rows))))
+        total += len(rows)
+    return total
+
+
 @dataclass
 class World:
     pool: asyncpg.Pool
     settings: NotificationsSettings
     smtp: SmtpServer
+    # As in the service: one context (settings, definitions cache) for handlers and scheduler.
+    context: Context = field(init=False)
+    handlers: dict[str, Handler] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.context = Context(self.settings)
+        [group] = consumer_groups(self.settings, self.context)
+        self.handlers = dict(group.handlers)
 
     async def apply(self, event: Event, env: Envelope | None = None) -> Envelope:
         env = env or envelope_for(event, "/test")
-        handler = handlers(self.settings)[event.TOPIC]
+        handler = self.handlers[event.TOPIC]
         async with self.pool.acquire() as conn, conn.transaction():
             await handler(conn, event, env)
         return env
@@ -65,7 +87,7 @@ class World:
     async def send_all(self) -> None:
         sender = self.sender()
         try:
-            await sender.run_once()
+            await send_once(sender)
         finally:
             await sender.close()
 

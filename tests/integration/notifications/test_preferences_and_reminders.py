@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from services.notifications import scheduler
-from services.notifications.consumers import erase
+from services.notifications import reminders
+from services.notifications.participants import erase
 from services.notifications.unsubscribe import make_token, read_token
 from shared.contracts import (
     LinkClicked,
@@ -55,9 +55,9 @@ async def test_share_reminder_only_without_clicks(world: World) -> None:
     await world.apply(_click(program_id, busy.participant_id))
     due = await world.pool.fetchval("SELECT min(due_at) - now() FROM reminders")
     assert due.days == 1  # two days ahead (minus the seconds of the test)
-    assert await scheduler.run_due(world.pool, world.settings) == 0  # not due yet
+    assert await reminders.run_due(world.pool, world.context) == 0  # not due yet
     await _due_now(world)
-    assert await scheduler.run_due(world.pool, world.settings) == 2
+    assert await reminders.run_due(world.pool, world.context) == 2
     outcomes = {
         r["participant_id"]: r["outcome"]
         for r in await world.pool.fetch("SELECT participant_id, outcome FROM reminders")
@@ -76,10 +76,10 @@ async def test_two_schedulers_take_each_reminder_once(world: World) -> None:
         await world.enrol(program_id, email=f"p{i}@example.com")
     await _due_now(world)
     taken = await asyncio.gather(
-        *(scheduler.run_due(world.pool, world.settings, limit=7) for _ in range(4))
+        *(reminders.run_due(world.pool, world.context, limit=7) for _ in range(4))
     )
     while sum(taken) < 20:
-        taken.append(await scheduler.run_due(world.pool, world.settings))
+        taken.append(await reminders.run_due(world.pool, world.context))
     assert sum(taken) == 20
     rows = await world.deliveries(trigger="share_reminder", channel="email")
     assert len(rows) == 20
@@ -98,7 +98,7 @@ async def test_unsubscribe_link_and_frequency_cap(world: World) -> None:
         "UPDATE reminders SET due_at = now(), dedupe = 'a' WHERE participant_id = $1",
         ada.participant_id,
     )
-    await scheduler.run_due(world.pool, world.settings)
+    await reminders.run_due(world.pool, world.context)
     await world.pool.execute(
         "INSERT INTO reminders (id, program_id, participant_id, kind, dedupe, due_at) "
         "VALUES ($1, $2, $3, 'share_reminder', 'b', now())",
@@ -106,7 +106,7 @@ async def test_unsubscribe_link_and_frequency_cap(world: World) -> None:
         program_id,
         ada.participant_id,
     )
-    await scheduler.run_due(world.pool, world.settings)
+    await reminders.run_due(world.pool, world.context)
     rows = await world.deliveries(trigger="share_reminder", channel="email")
     assert [r["status"] for r in rows] == ["pending", "skipped"]
     assert rows[1]["reason"] == "frequency cap: 1 marketing emails per 24 hours"
@@ -124,7 +124,7 @@ async def test_unsubscribe_link_and_frequency_cap(world: World) -> None:
         program_id,
         ada.participant_id,
     )
-    await scheduler.run_due(world.pool, world.settings)
+    await reminders.run_due(world.pool, world.context)
     last = (await world.deliveries(trigger="share_reminder", channel="email"))[-1]
     assert last["reason"] == "unsubscribed from marketing messages"
 
@@ -135,10 +135,10 @@ async def test_one_away_from_a_milestone(world: World) -> None:
     )
     ada = await world.enrol(program_id, email="ada@example.com")
     await world.apply(_converted(program_id, ada.participant_id))
-    await scheduler.run_due(world.pool, world.settings)
+    await reminders.run_due(world.pool, world.context)
     assert not await world.deliveries(trigger="milestone_nudge")
     await world.apply(_converted(program_id, ada.participant_id))
-    await scheduler.run_due(world.pool, world.settings)
+    await reminders.run_due(world.pool, world.context)
     rows = await world.deliveries(trigger="milestone_nudge", channel="in_app")
     assert len(rows) == 1
     [item] = await world.pool.fetch("SELECT body FROM notifications WHERE kind = 'milestone_nudge'")
@@ -262,6 +262,6 @@ async def test_a_program_published_after_its_participants_events_catches_up(
     )
     due = await world.pool.fetchval("SELECT due_at FROM reminders WHERE kind = 'share_reminder'")
     assert (default_due - due).total_seconds() == 2 * world.settings.notify_reminder_day_s
-    await scheduler.run_due(world.pool, world.settings)
+    await reminders.run_due(world.pool, world.context)
     [nudge] = await world.deliveries(trigger="milestone_nudge", channel="email")
     assert nudge["status"] == "pending"

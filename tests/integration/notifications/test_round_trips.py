@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from services.notifications.consumers import handlers
 from shared.contracts import ProgramPublished, ReferralConverted, RewardIssued
 from shared.contracts.base import Event
 from shared.messaging.outbox import envelope_for
@@ -59,9 +58,7 @@ async def _statements(world: World, event: Event) -> int:
         conn.add_query_logger(sent.append)
         try:
             async with conn.transaction():
-                await handlers(world.settings)[event.TOPIC](
-                    conn, event, envelope_for(event, "/test")
-                )
+                await world.handlers[event.TOPIC](conn, event, envelope_for(event, "/test"))
         finally:
             conn.remove_query_logger(sent.append)
     return len(sent) - 2  # BEGIN and COMMIT
@@ -150,9 +147,8 @@ async def test_a_template_change_is_seen_by_the_next_message(world: World) -> No
 
 
 async def _apply_in(conn: Any, world: World, *events: Event) -> None:
-    table = handlers(world.settings)
     for event in events:
-        await table[event.TOPIC](conn, event, envelope_for(event, "/test"))
+        await world.handlers[event.TOPIC](conn, event, envelope_for(event, "/test"))
 
 
 @pytest.mark.parametrize("publication_first", [True, False])

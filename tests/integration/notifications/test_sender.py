@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from services.notifications.sender import _CLAIM, Sender
+from services.notifications.delivery import Sender
+from services.notifications.repository import deliveries
 from tests.integration.kafka_helpers import running
 from tests.integration.notifications.conftest import World
 from tests.integration.notifications.receivers import WebhookReceiver, until
@@ -67,8 +68,8 @@ async def test_a_crash_after_the_accept_resends_once_with_the_same_message_id(
     sender = Sender(world.pool, world.settings)
     # A process claims the row, the SMTP server accepts the message, the process dies
     # before recording it.
-    [row] = await world.pool.fetch(_CLAIM, 10, 0.2, "email")
-    await sender._email(dict(row))  # the external call, with no record after it
+    [row] = await deliveries.claim(world.pool, "email", 10, 0.2)
+    await sender._email(row)  # the external call, with no record after it
     await sender.close()
     await asyncio.sleep(0.3)  # the lease runs out
     await world.send_all()

@@ -7,7 +7,7 @@ import uuid
 
 from standardwebhooks.webhooks import Webhook
 
-from services.notifications import scheduler
+from services.notifications import reminders
 from shared.contracts import (
     MilestoneReached,
     ParticipantEnrolled,
@@ -126,7 +126,7 @@ async def test_a_reward_handled_before_the_enrolment_waits_for_it(world: World) 
     env = await world.apply(reward)
     assert not await world.deliveries(participant_id=participant_id)
     await world.pool.execute("UPDATE reminders SET due_at = now()")
-    await scheduler.run_due(world.pool, world.settings)  # still unknown: looks again later
+    await reminders.run_due(world.pool, world.context)  # still unknown: looks again later
     [waiting] = await world.pool.fetch("SELECT data, done_at FROM reminders")
     assert waiting["done_at"] is None and waiting["data"]["tries"] == 1
     await world.apply(
@@ -142,7 +142,7 @@ async def test_a_reward_handled_before_the_enrolment_waits_for_it(world: World) 
         )
     )
     await world.pool.execute("UPDATE reminders SET due_at = now() WHERE kind = 'deferred'")
-    await scheduler.run_due(world.pool, world.settings)
+    await reminders.run_due(world.pool, world.context)
     rows = await world.deliveries(trigger="reward_issued")
     assert {(r["channel"], str(r["event_id"])) for r in rows} == {
         ("in_app", env.id),

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client import REGISTRY
 from standardwebhooks.webhooks import Webhook
 
-from services.notifications.scheduler import update_gauges
+from services.notifications.metrics import update_gauges
 from shared.contracts import ReferralConverted
 from tests.integration.notifications.conftest import NOW, World
 from tests.integration.notifications.receivers import WebhookReceiver

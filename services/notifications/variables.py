@@ -1,9 +1,9 @@
-"""How amounts read, and the template variables of each trigger. Pure functions."""
+"""The variables templates see: sample values of each trigger (previews, and what each
+template can use), and amounts formatted for the reader. Pure functions."""
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -11,24 +11,8 @@ from babel import Locale, UnknownLocaleError
 from babel.numbers import format_currency, format_decimal, get_currency_precision, list_currencies
 
 from services.notifications.catalog import language_of
-from shared.contracts import ParticipantEnrolled, RewardIssued
 
 _CURRENCIES = frozenset(list_currencies())
-
-
-@dataclass(frozen=True)
-class Message:
-    kind: str
-    title: str
-    body: str
-
-
-def format_amount(amount: int, unit: str) -> str:
-    """Minor units to text: ISO 4217 currencies by their own decimals, other units as is."""
-    if unit in _CURRENCIES:
-        digits = get_currency_precision(unit)
-        return f"{Decimal(amount).scaleb(-digits):.{digits}f} {unit}"
-    return f"{amount} {unit}"
 
 
 def babel_locale(locale: str | None) -> Locale:
@@ -51,23 +35,6 @@ def format_amount_for(amount: int | None, unit: str | None, locale: str | None) 
         value = Decimal(amount).scaleb(-get_currency_precision(unit))
         return format_currency(value, unit, locale=loc)
     return f"{format_decimal(amount, locale=loc)} {unit}"
-
-
-def welcome(event: ParticipantEnrolled) -> Message:
-    """The English welcome, as the defaults render it (kept for callers without templates)."""
-    return Message(
-        "welcome",
-        "Welcome to the referral program",
-        f"Share your link {event.link_url} with friends.",
-    )
-
-
-def reward_earned(event: RewardIssued) -> Message:
-    return Message(
-        "reward_issued",
-        "You earned a reward",
-        f"You earned {format_amount(event.amount, event.unit)} for a referral.",
-    )
 
 
 # Sample variables per trigger, for previews (and to document what each template can use).

@@ -1,7 +1,8 @@
-"""The sender: claims due messages (``FOR UPDATE SKIP LOCKED``, so replicas share the work
-and never take the same row), makes the external call outside any transaction, and records
-the outcome. A claim is a lease: a process that dies mid-call leaves the row to be claimed
-again when the lease runs out (see README.md, "Delivery semantics")."""
+"""Delivering recorded messages (the ``recording`` module writes them): the sender claims due
+messages (row locks with SKIP LOCKED, so replicas share the work and never take the same row),
+makes the external call (SMTP, webhook) outside any transaction, and records the outcome. A
+claim is a lease: a process that dies mid-call leaves the row to be claimed again when the
+lease runs out (see README.md, "Delivery semantics")."""
 
 from __future__ import annotations
 
@@ -19,28 +20,11 @@ from services.notifications import webhooks
 from services.notifications.email import SendError, SmtpPool, build_message
 from services.notifications.metrics import ENDPOINTS_DISABLED, FAILED, RETRIED, SENT
 from services.notifications.policy import retry_delay, should_disable
+from services.notifications.repository import deliveries, endpoints
 from services.notifications.settings import NotificationsSettings
 from shared.aio import sleep_unless
 
 log = logging.getLogger(__name__)
-
-_CLAIM = """
-WITH due AS (
-    SELECT d.id FROM deliveries d
-    LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id
-    WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-      AND d.channel = $3
-      AND (d.channel = 'email' OR (e.id IS NOT NULL AND e.disabled_at IS NULL))
-    ORDER BY d.next_attempt_at
-    LIMIT $1
-    FOR UPDATE OF d SKIP LOCKED
-)
-UPDATE deliveries SET attempts = attempts + 1,
-       next_attempt_at = now() + make_interval(secs => $2)
-FROM due WHERE deliveries.id = due.id
-RETURNING deliveries.id, deliveries.channel, deliveries.address, deliveries.payload,
-          deliveries.endpoint_id, deliveries.attempts
-"""
 
 
 @dataclass(frozen=True)
@@ -72,12 +56,15 @@ class Sender:
             timeout=settings.notify_webhook_timeout_s, follow_redirects=False
         )
 
+    def channels(self) -> list[str]:
+        """Webhooks always; email once an SMTP server is configured (until then emails wait)."""
+        return ["webhook"] + (["email"] if self.smtp is not None else [])
+
     async def run(self, stop: asyncio.Event) -> None:
         """One loop per channel, so a slow SMTP server never holds webhooks back (and the
         other way round)."""
-        channels = ["webhook"] + (["email"] if self.smtp is not None else [])
         try:
-            await asyncio.gather(*(self._loop(channel, stop) for channel in channels))
+            await asyncio.gather(*(self._loop(channel, stop) for channel in self.channels()))
         finally:
             await self.close()
 
@@ -125,7 +112,7 @@ class Sender:
             while not outcomes.empty() and len(batch) < 1000:
                 batch.append(outcomes.get_nowait())
             try:
-                await self._record_many(batch)
+                await self.record(batch)
             except Exception as exc:  # the database away, or a bug: never stop recording
                 # Not recorded: the lease runs out and the rows are tried again (README).
                 log.warning("sender: could not record outcomes (%s)", type(exc).__name__)
@@ -134,53 +121,38 @@ class Sender:
                     outcomes.task_done()
 
     async def _start(self, channel: str, room: int, inflight: set[asyncio.Task[Attempt]]) -> int:
-        rows = await self._claim(channel, room)
-        endpoints = await self._endpoints({r["endpoint_id"] for r in rows if r["endpoint_id"]})
+        rows, signing = await self.claim(channel, room)
         for row in rows:
-            inflight.add(asyncio.create_task(self._deliver(dict(row), endpoints)))
+            inflight.add(asyncio.create_task(self.deliver(row, signing)))
         return len(rows)
 
-    async def _claim(self, channel: str, limit: int) -> list[asyncpg.Record]:
-        return await self.pool.fetch(  # type: ignore[no-any-return]
-            _CLAIM, limit, self.settings.notify_sender_lease_s, channel
+    async def claim(
+        self, channel: str, limit: int
+    ) -> tuple[list[dict[str, Any]], dict[Any, asyncpg.Record]]:
+        """Up to ``limit`` due messages of ``channel``, leased to this sender, and the URL and
+        secrets of their endpoints."""
+        rows = await deliveries.claim(
+            self.pool, channel, limit, self.settings.notify_sender_lease_s
         )
+        signing = await endpoints.signing(
+            self.pool, {r["endpoint_id"] for r in rows if r["endpoint_id"]}
+        )
+        return rows, signing
 
     async def close(self) -> None:
         if self.smtp is not None:
             await self.smtp.close()
         await self.http.aclose()
 
-    async def run_once(self) -> int:
-        """Claim one batch per channel, send it, record each outcome (tests, benchmarks)."""
-        channels = ["webhook"] + (["email"] if self.smtp is not None else [])
-        total = 0
-        for channel in channels:
-            rows = await self._claim(channel, self.settings.notify_sender_batch_size)
-            endpoints = await self._endpoints({r["endpoint_id"] for r in rows if r["endpoint_id"]})
-            await self._record_many(
-                list(await asyncio.gather(*(self._deliver(dict(r), endpoints) for r in rows)))
-            )
-            total += len(rows)
-        return total
-
-    async def _endpoints(self, ids: set[Any]) -> dict[Any, asyncpg.Record]:
-        if not ids:
-            return {}
-        rows = await self.pool.fetch(
-            "SELECT id, url, secret, previous_secret, previous_expires_at "
-            "FROM webhook_endpoints WHERE id = ANY($1::uuid[])",
-            list(ids),
-        )
-        return {r["id"]: r for r in rows}
-
-    async def _deliver(self, row: dict[str, Any], endpoints: dict[Any, asyncpg.Record]) -> Attempt:
+    async def deliver(self, row: dict[str, Any], signing: dict[Any, asyncpg.Record]) -> Attempt:
+        """One external call; never raises (an error is the attempt's outcome)."""
         started = datetime.now(UTC)
         clock = time.perf_counter()
         try:
             if row["channel"] == "email":
                 outcome = await self._email(row)
             else:
-                outcome = await self._webhook(row, endpoints.get(row["endpoint_id"]))
+                outcome = await self._webhook(row, signing.get(row["endpoint_id"]))
         except Exception as exc:  # a bug must cost one attempt, not the loop
             log.exception("sender: unexpected error")
             outcome = Outcome(False, f"internal error: {type(exc).__name__}")
@@ -224,35 +196,29 @@ class Sender:
             return Outcome(False, str(exc))
         return Outcome(True)
 
-    async def _record_many(self, attempts: list[Attempt]) -> None:
+    async def record(self, attempts: list[Attempt]) -> None:
+        """The attempts and the outcome of each, in one transaction; an outcome counts only
+        while the claim is still ours (same attempt count, still pending)."""
         if not attempts:
             return
         sent = [a for a in attempts if a.outcome.ok]
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.executemany(
-                "INSERT INTO delivery_attempts (delivery_id, attempt, status, error, "
-                "started_at, duration_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+            await deliveries.add_attempts(
+                conn,
                 [
-                    (
-                        a.row["id"],
-                        a.row["attempts"],
-                        "sent" if a.outcome.ok else "failed",
-                        a.outcome.error,
-                        a.started,
-                        a.duration_ms,
+                    deliveries.AttemptRow(
+                        delivery_id=a.row["id"],
+                        attempt=a.row["attempts"],
+                        ok=a.outcome.ok,
+                        error=a.outcome.error,
+                        started_at=a.started,
+                        duration_ms=a.duration_ms,
                     )
                     for a in attempts
                 ],
             )
             if sent:
-                # Only while the claim is still ours (same attempt count, still pending).
-                await conn.execute(
-                    "UPDATE deliveries d SET status = 'sent', sent_at = now(), reason = NULL "
-                    "FROM unnest($1::uuid[], $2::int[]) AS u(id, attempts) "
-                    "WHERE d.id = u.id AND d.attempts = u.attempts AND d.status = 'pending'",
-                    [a.row["id"] for a in sent],
-                    [a.row["attempts"] for a in sent],
-                )
+                await deliveries.mark_sent(conn, [(a.row["id"], a.row["attempts"]) for a in sent])
             for attempt in attempts:
                 if attempt.outcome.ok:
                     SENT.labels(attempt.row["channel"]).inc()
@@ -271,45 +237,23 @@ class Sender:
             if outcome.permanent
             else retry_delay(row["attempts"], self.settings.notify_retry_schedule_s)
         )
-        guard = "WHERE id = $1 AND status = 'pending' AND attempts = $2"
         if delay is not None:
-            await conn.execute(
-                "UPDATE deliveries SET reason = $3, "
-                f"next_attempt_at = now() + make_interval(secs => $4) {guard}",
-                row["id"],
-                row["attempts"],
-                outcome.error,
-                delay,
-            )
+            await deliveries.retry_later(conn, row["id"], row["attempts"], outcome.error, delay)
             RETRIED.labels(channel).inc()
         else:
-            await conn.execute(
-                f"UPDATE deliveries SET status = 'failed', reason = $3 {guard}",
-                row["id"],
-                row["attempts"],
-                outcome.error,
-            )
+            await deliveries.mark_failed(conn, row["id"], row["attempts"], outcome.error)
             FAILED.labels(channel).inc()
 
     async def _endpoint_outcome(self, conn: asyncpg.Connection, endpoint_id: Any, ok: bool) -> None:
         if ok:
-            await conn.execute(
-                "UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id = $1", endpoint_id
-            )
+            await endpoints.succeeded(conn, endpoint_id)
             return
-        failures = await conn.fetchval(
-            "UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1 "
-            "WHERE id = $1 RETURNING consecutive_failures",
-            endpoint_id,
-        )
+        failures = await endpoints.failed(conn, endpoint_id)
         if failures is not None and should_disable(
             failures, self.settings.notify_webhook_disable_after
         ):
-            disabled = await conn.fetchval(
-                "UPDATE webhook_endpoints SET disabled_at = now(), disabled_reason = $2 "
-                "WHERE id = $1 AND disabled_at IS NULL RETURNING true",
-                endpoint_id,
-                f"{failures} consecutive failed deliveries",
+            disabled = await endpoints.disable_for_failing(
+                conn, endpoint_id, f"{failures} consecutive failed deliveries"
             )
             if disabled:
                 ENDPOINTS_DISABLED.inc()
