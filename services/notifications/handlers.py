@@ -83,6 +83,8 @@ def _reuse(told: recording.Told, program_id: UUID) -> dict[str, Any]:
 async def on_program_published(
     ctx: Context, conn: asyncpg.Connection, event: ProgramPublished, _: Envelope
 ) -> None:
+    # Before writing: a first conversion or enrolment of the program may be applied
+    # concurrently (see ``repository.programs.lock_program``).
     await programs.lock_program(conn, event.program_id)
     await programs.insert_version(
         conn,

@@ -1,5 +1,5 @@
-"""Whether a message goes out and why not, retry schedule, disabling, milestones, signed
-unsubscribe tokens."""
+"""A program's notification settings, whether a message goes out and why not, retry schedule,
+disabling, milestones, signed unsubscribe tokens."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from hypothesis import strategies as st
 
 from services.notifications.policy import (
     Recipient,
+    hold_days,
+    milestone_thresholds,
     next_threshold,
     one_away,
     permanent_smtp_failure,
+    policy_of,
     retry_delay,
     should_disable,
     skip_reason,
@@ -21,6 +24,34 @@ from services.notifications.policy import (
 from services.notifications.unsubscribe import make_token, read_token
 
 OK = Recipient(has_address=True, erased=False, subscribed=True, marketing_sent_last_day=0)
+
+DEFINITION = {
+    "notifications": {"share_reminder_days": 5},
+    "variants": [
+        {"name": "a", "notifications": {"email": False}},
+        {"name": "b"},
+    ],
+    "rewards": {"milestones": [{"threshold": 10}, {"threshold": 5}, {"perk": "x"}], "hold_days": 7},
+}
+
+
+def test_policy_of_takes_the_variants_own_section_else_the_programs() -> None:
+    assert policy_of(DEFINITION).share_reminder_days == 5
+    assert policy_of(DEFINITION, "b").share_reminder_days == 5  # no section of its own
+    variant_a = policy_of(DEFINITION, "a")
+    assert variant_a.email is False
+    assert variant_a.share_reminder_days == 3  # the variant's section replaces the program's
+
+
+def test_policy_of_an_unknown_program_or_an_invalid_section_is_the_default() -> None:
+    assert policy_of({}) == policy_of({"notifications": {"marketing_per_day": -1}})
+    assert policy_of({}).email is True
+
+
+def test_milestone_thresholds_and_hold_days_read_the_rewards_section() -> None:
+    assert milestone_thresholds(DEFINITION) == [5, 10]
+    assert hold_days(DEFINITION) == 7.0
+    assert milestone_thresholds({}) == [] and hold_days({}) == 0.0
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ _PROGRAM_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0
 
 
 async def lock_program(conn: asyncpg.Connection, program_id: UUID) -> None:
-    """The program's lock, until the end of the transaction (see ``_PROGRAM_LOCK``)."""
+    """The program's lock, until the end of the transaction (why: see ``_PROGRAM_LOCK``)."""
     await conn.execute(_PROGRAM_LOCK, program_id)
 
 
