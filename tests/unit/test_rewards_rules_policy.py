@@ -79,10 +79,10 @@ def test_dropbox_lifetime_cap_grants_the_rest_then_capped_lines() -> None:
         referee=SideReward(amount=500, unit="MB"),
     )
     [referrer, referee] = _lines(policy, history=History(referrer=Granted(lifetime=15_800)))
-    assert (referrer.amount, referrer.requested, referrer.capped) == (200, 500, True)
-    assert (referee.amount, referee.capped) == (500, False)
+    assert (referrer.amount, referrer.requested, referrer.asked) == (200, 500, 500)
+    assert (referee.amount, referee.asked) == (500, 500)
     [referrer, _] = _lines(policy, history=History(referrer=Granted(lifetime=16_000)))
-    assert referrer.amount == 0 and referrer.capped
+    assert referrer.amount == 0 < referrer.asked
 
 
 def test_monthly_cap_and_budget() -> None:
