@@ -110,7 +110,7 @@ async def _create_rewards(conn: asyncpg.Connection, conversion: asyncpg.Record) 
         if line.rule != BASE_RULE:
             threshold = int(line.rule.split(":", 1)[1])
             await events.announce(conn, events.milestone_reached(reward, threshold, now))
-        await lifecycle.start(conn, reward, now=now)
+        await lifecycle.fulfil_new(conn, reward, now=now)
     await repo.conversions.set_status(
         conn, conversion["conversion_id"], "rewarded", version["version"]
     )

@@ -30,7 +30,7 @@ from shared.http.problems import Problem
 log = logging.getLogger(__name__)
 
 
-async def start(conn: asyncpg.Connection, reward: Reward, *, now: datetime) -> None:
+async def fulfil_new(conn: asyncpg.Connection, reward: Reward, *, now: datetime) -> None:
     """What a new reward's starting state asks for (the row and its first entry exist): an
     ``issued`` one is announced; a coupon one that is ``available`` gets its code now."""
     if reward["status"] == "issued":

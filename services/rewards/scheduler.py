@@ -60,7 +60,7 @@ def webhook_body(reward: asyncpg.Record, now: datetime) -> str:
     )
 
 
-async def _call(
+async def _call_webhook(
     http: httpx.AsyncClient,
     url: str,
     secret: str,
@@ -115,7 +115,7 @@ async def deliver_due_webhooks(
             reward, _, _, url, secret = item
             if not url or not secret:
                 return "no webhook endpoint configured"
-            return await _call(http, url, secret, reward, now, allow_private)
+            return await _call_webhook(http, url, secret, reward, now, allow_private)
 
         # The calls run concurrently; the rows stay locked by this transaction meanwhile.
         outcomes = await asyncio.gather(*(attempt(item) for item in work))
