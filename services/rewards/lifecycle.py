@@ -35,7 +35,7 @@ async def fulfil_new(conn: asyncpg.Connection, reward: Reward, *, now: datetime)
     ``issued`` one is announced; a coupon one that is ``available`` gets its code now."""
     if reward["status"] == "issued":
         await _announce_issued(conn, reward, now=now, coupon_code=None)
-    elif reward["fulfilment"] == "coupon_pool":
+    elif reward["status"] == "available" and reward["fulfilment"] == "coupon_pool":
         await _hand_out_coupon(conn, reward, now=now)
 
 

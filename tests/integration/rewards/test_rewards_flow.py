@@ -300,6 +300,33 @@ async def test_coupon_pool_hands_each_code_once_and_fails_visibly_when_empty(
     await assert_ledger_balanced(pool)
 
 
+async def test_coupon_reward_on_hold_gets_its_code_when_the_hold_ends(pool: asyncpg.Pool) -> None:
+    pid, referrer = uuid.uuid4(), uuid.uuid4()
+    await publish(
+        pool,
+        pid,
+        {
+            "referrer": {"amount": 1, "unit": "COUPON"},
+            "fulfilment": {"kind": "coupon_pool"},
+            "hold_days": 14,
+        },
+    )
+    await pool.execute("INSERT INTO coupon_codes (program_id, code) VALUES ($1, 'H-1')", pid)
+    await convert(pool, conversion(pid, referrer))
+    [row] = await rewards_of(pool, pid)
+    assert (row["status"], row["coupon_code"]) == ("pending", None)
+    assert await balance(pool, f"pending:{pid}:referrer:{referrer}") == {"COUPON": 1}
+    assert "reward.issued" not in await outbox_types(pool)
+
+    assert await scheduler.release_due(pool, now=datetime.now(UTC) + timedelta(days=15)) == 1
+    [row] = await rewards_of(pool, pid)
+    assert (row["status"], row["coupon_code"]) == ("issued", "H-1")
+    assert await balance(pool, f"pending:{pid}:referrer:{referrer}") == {"COUPON": 0}
+    assert await balance(pool, f"participant:{pid}:{referrer}") == {"COUPON": 0}
+    assert await balance(pool, f"payout:{pid}:coupon") == {"COUPON": 1}
+    await assert_ledger_balanced(pool)
+
+
 async def test_webhook_fulfilment_signed_retried_then_failed(pool: asyncpg.Pool) -> None:
     pid, referrer = uuid.uuid4(), uuid.uuid4()
     await publish(
