@@ -15,7 +15,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from services.rewards import consumers, scheduler
+from services.rewards import consumers, redemption, scheduler
 from shared.contracts import ProgramPublished, ReferralConverted, ReferralReversed
 from shared.contracts.programs import ProgramDefinition
 from shared.db import create_pool
@@ -245,25 +245,8 @@ async def test_refund_after_issue_claws_back(
     await convert(pool, event)
     async with pool.acquire() as conn, conn.transaction():
         # The participant spent most of it.
-        from services.rewards import ledger
-
-        await conn.execute(
-            "INSERT INTO redemptions (id, program_id, participant_id, amount, unit) "
-            "VALUES ($1, $2, $3, 1500, 'USD')",
-            rid := uuid.uuid4(),
-            pid,
-            referrer,
-        )
-        await ledger.post(
-            conn,
-            reward_id=None,
-            redemption_id=rid,
-            kind="redeem",
-            debit=ledger.recipient_account(pid, "referrer", str(referrer)),
-            credit=ledger.payout_account(pid, "redemption"),
-            amount=1500,
-            unit="USD",
-        )
+        spent = await redemption.redeem(conn, pid, referrer, 1500, "USD")
+    assert spent.balance == 500
     refund = reversal(event)
     await apply(pool, consumers.on_referral_reversed, refund)
     await apply(pool, consumers.on_referral_reversed, refund)  # twice: once
