@@ -2,8 +2,8 @@
 
 Accounts of a program ``P`` (debits positive, credits negative):
 - ``program:P:rewards``: the program's reward expense; debited when a reward is granted;
-- ``pending:P:<recipient>``: granted but on hold;
-- ``participant:P:<id>`` / ``referee:P:<hash>``: what a recipient holds (their balance);
+- ``pending:P:<side>:<holder>``: granted but on hold;
+- ``participant:P:<id>`` / ``referee:P:h<hash>``: what a recipient holds (their balance);
 - ``payout:P:<channel>``: what left the platform (webhook, coupon, redemption).
 
 Entry kinds, one per (reward, kind): ``issue`` (program → recipient, no hold), ``accrue``
