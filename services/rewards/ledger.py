@@ -2,23 +2,32 @@
 
 Accounts of a program ``P`` (debits positive, credits negative):
 - ``program:P:rewards``: the program's reward expense; debited when a reward is granted;
-- ``pending:P:<recipient>``: granted but on hold;
-- ``participant:P:<id>`` / ``referee:P:<hash>``: what a recipient holds (their balance);
+- ``pending:P:<side>:<holder>``: granted but on hold;
+- ``participant:P:<id>`` / ``referee:P:h<hash>``: what a recipient holds (their balance);
 - ``payout:P:<channel>``: what left the platform (webhook, coupon, redemption).
 
 Entry kinds, one per (reward, kind): ``issue`` (program → recipient, no hold), ``accrue``
 (program → pending), ``release`` (pending → recipient), ``cancel`` (back to program),
 ``clawback`` and ``adjust:<refund>`` (recipient → program), ``payout`` (recipient →
-payout), ``failed`` (recipient → program); ``redeem`` is per redemption."""
+payout), ``failed`` (recipient → program); ``redeem`` is per redemption.
+
+This module is the only code that reads or writes ``ledger_entries`` and ``ledger_postings``:
+every posting, the first one of a reward included, and every balance go through it."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 ERASED_PREFIX = "erased:"
+
+# A reward row (or the dict it was inserted from): id, program_id, side, recipient, amount,
+# unit, status.
+Reward = Mapping[str, Any]
 
 
 def program_account(program_id: UUID) -> str:
@@ -48,9 +57,17 @@ def payout_account(program_id: UUID, channel: str) -> str:
     return f"payout:{program_id}:{channel}"
 
 
-def liability_prefixes(program_id: UUID) -> list[str]:
+def _liability_prefixes(program_id: UUID) -> list[str]:
     """LIKE patterns of the accounts whose credit the program still owes."""
     return [f"pending:{program_id}:%", f"participant:{program_id}:%", f"referee:{program_id}:%"]
+
+
+def _holder_of(reward: Reward) -> str:
+    return recipient_account(reward["program_id"], reward["side"], reward["recipient"])
+
+
+def _pending_of(reward: Reward) -> str:
+    return pending_account(reward["program_id"], reward["side"], reward["recipient"])
 
 
 async def post(
@@ -82,6 +99,152 @@ async def post(
         amount,
     )
     return entry_id
+
+
+async def grant(conn: asyncpg.Connection, insertion: tuple[str, list[Any]], reward: Reward) -> bool:
+    """Insert a new reward with its first entry, in one statement (one round trip per reward
+    on the consumer's hot path): program → pending (``accrue``) when it starts on hold, else
+    program → recipient (``issue``). ``insertion`` is the reward's INSERT ... RETURNING id
+    (with its arguments); no entry is posted when it inserts nothing. True when inserted."""
+    if reward["status"] == "pending":
+        kind, credit = "accrue", _pending_of(reward)
+    else:
+        kind, credit = "issue", _holder_of(reward)
+    insert_sql, args = insertion
+    n = len(args)
+    return bool(
+        await conn.fetchval(
+            f"WITH r AS ({insert_sql}), "
+            f"e AS (INSERT INTO ledger_entries (reward_id, kind) SELECT id, ${n + 1}::text FROM r "
+            "RETURNING id), "
+            "p AS (INSERT INTO ledger_postings (entry_id, account, unit, amount) "
+            f"SELECT e.id, v.account, ${n + 4}::text, v.amount FROM e, "
+            f"(VALUES (${n + 2}::text, ${n + 5}::bigint), (${n + 3}::text, -${n + 5}::bigint)) "
+            "AS v (account, amount)) "
+            "SELECT count(*) = 1 FROM r",
+            *args,
+            kind,
+            program_account(reward["program_id"]),
+            credit,
+            reward["unit"],
+            reward["amount"],
+        )
+    )
+
+
+async def release(conn: asyncpg.Connection, reward: Reward) -> None:
+    """The hold ended: pending → recipient."""
+    await _post_reward(conn, reward, "release", _pending_of(reward), _holder_of(reward))
+
+
+async def pay_out(conn: asyncpg.Connection, reward: Reward, channel: str) -> None:
+    """The reward left the platform (a coupon, a company's system): off the balance."""
+    await _post_reward(
+        conn, reward, "payout", _holder_of(reward), payout_account(reward["program_id"], channel)
+    )
+
+
+async def return_failed(conn: asyncpg.Connection, reward: Reward) -> None:
+    """Fulfilment gave up: the amount goes back to the program, visibly."""
+    await _post_reward(
+        conn, reward, "failed", _holder_of(reward), program_account(reward["program_id"])
+    )
+
+
+async def take_back(
+    conn: asyncpg.Connection, reward: Reward, kind: str, *, from_pending: bool, amount: int
+) -> None:
+    """``amount`` of the reward back to the program, from the pending account while it is on
+    hold, else from the recipient's (``cancel``, ``clawback``, ``adjust:<refund>``)."""
+    if amount <= 0:
+        return
+    account = _pending_of(reward) if from_pending else _holder_of(reward)
+    await _post_reward(
+        conn, reward, kind, account, program_account(reward["program_id"]), amount=amount
+    )
+
+
+async def held(conn: asyncpg.Connection, reward: Reward) -> int:
+    """What the reward's recipient holds now in the reward's unit."""
+    return await balance(conn, _holder_of(reward), reward["unit"])
+
+
+async def taken_by_adjustments(conn: asyncpg.Connection, reward_id: UUID) -> int:
+    """What partial refunds (``adjust:`` entries) took off a reward so far."""
+    value = await conn.fetchval(
+        "SELECT coalesce(sum(p.amount), 0) FROM ledger_entries e "
+        "JOIN ledger_postings p ON p.entry_id = e.id "
+        "WHERE e.reward_id = $1 AND e.kind LIKE 'adjust:%' AND p.amount > 0",
+        reward_id,
+    )
+    return int(value)
+
+
+async def redeem(
+    conn: asyncpg.Connection,
+    redemption_id: UUID,
+    program_id: UUID,
+    participant_id: UUID,
+    amount: int,
+    unit: str,
+) -> None:
+    """A participant spends part of their balance."""
+    await post(
+        conn,
+        reward_id=None,
+        redemption_id=redemption_id,
+        kind="redeem",
+        debit=recipient_account(program_id, "referrer", str(participant_id)),
+        credit=payout_account(program_id, "redemption"),
+        amount=amount,
+        unit=unit,
+    )
+
+
+async def _post_reward(
+    conn: asyncpg.Connection,
+    reward: Reward,
+    kind: str,
+    debit: str,
+    credit: str,
+    *,
+    amount: int | None = None,
+) -> None:
+    await post(
+        conn,
+        reward_id=reward["id"],
+        kind=kind,
+        debit=debit,
+        credit=credit,
+        amount=reward["amount"] if amount is None else amount,
+        unit=reward["unit"],
+    )
+
+
+async def participant_balance(
+    conn: asyncpg.Connection, program_id: UUID, participant_id: UUID, unit: str
+) -> int:
+    """What a participant holds now in one unit."""
+    return await balance(conn, recipient_account(program_id, "referrer", str(participant_id)), unit)
+
+
+async def participant_balances(
+    conn: asyncpg.Connection | asyncpg.Pool, program_id: UUID, participant_id: UUID
+) -> tuple[dict[str, int], dict[str, int]]:
+    """What a participant holds, and what they have on hold (non-zero units only), per unit."""
+    held_now = await balances(conn, recipient_account(program_id, "referrer", str(participant_id)))
+    pending = await balances(conn, pending_account(program_id, "referrer", str(participant_id)))
+    return held_now, {u: v for u, v in pending.items() if v}
+
+
+async def liabilities(conn: asyncpg.Connection | asyncpg.Pool, program_id: UUID) -> dict[str, int]:
+    """What the program still owes participants and referees (held or pending), per unit."""
+    rows = await conn.fetch(
+        "SELECT unit, -sum(amount) AS owed FROM ledger_postings "
+        "WHERE account LIKE ANY($1::text[]) GROUP BY unit",
+        _liability_prefixes(program_id),
+    )
+    return {r["unit"]: int(r["owed"]) for r in rows}
 
 
 async def balances(conn: asyncpg.Connection | asyncpg.Pool, account: str) -> dict[str, int]:

@@ -10,6 +10,7 @@ a line whose ``amount`` is 0 is recorded with status ``capped``."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 from uuid import UUID
 
@@ -36,10 +37,6 @@ class RewardLine:
     @property
     def asked(self) -> int:
         return self.amount if self.requested is None else self.requested
-
-    @property
-    def capped(self) -> bool:
-        return self.amount < self.asked
 
 
 @dataclass(frozen=True)
@@ -173,3 +170,13 @@ def next_milestone(policy: RewardPolicy, converted_count: int) -> Milestone | No
     """The first milestone not reached yet (the scoreboard's "N more to go")."""
     ahead = [m for m in policy.milestones if m.threshold > converted_count]
     return min(ahead, key=lambda m: m.threshold) if ahead else None
+
+
+def initial_state(amount: int, hold: timedelta, fulfilment: str) -> str:
+    """Where a new reward starts: ``capped`` (nothing left under the caps), ``pending`` (on
+    hold), ``issued`` (internal balance, no hold) or ``available`` (another channel)."""
+    if amount == 0:
+        return "capped"
+    if hold > timedelta(0):
+        return "pending"
+    return "issued" if fulfilment == "ledger" else "available"

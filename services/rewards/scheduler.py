@@ -1,6 +1,6 @@
 """Due work, claimed from the database so any number of replicas can run it: holds that
 ended (pending → available) and webhook fulfilment calls (first tries and retries with
-exponential backoff). Rows are claimed with ``FOR UPDATE SKIP LOCKED`` and stay locked
+exponential backoff). Rows are claimed with row locks that other replicas skip, held
 until their transaction commits, so two replicas never handle the same reward."""
 
 from __future__ import annotations
@@ -8,14 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import datetime, timedelta
-from uuid import UUID
+from datetime import UTC, datetime
 
 import asyncpg
 import httpx
 
 from services.rewards import lifecycle
-from services.rewards.metrics import WEBHOOK_ATTEMPTS
+from services.rewards import repository as repo
 from shared.aio import sleep_unless
 from shared.http.outbound import TargetRefused, check_target, sign
 
@@ -29,16 +28,11 @@ _WEBHOOK_TIMEOUT_S = 5.0
 async def release_due(pool: asyncpg.Pool, *, now: datetime | None = None) -> int:
     """Make every reward whose hold ended available (and fulfil it). Returns how many."""
     async with pool.acquire() as conn, conn.transaction():
-        now = now or lifecycle.now_utc()
-        rows = await conn.fetch(
-            "SELECT id FROM rewards WHERE status = 'pending' AND available_at <= $1 "
-            "ORDER BY available_at LIMIT $2 FOR UPDATE SKIP LOCKED",
-            now,
-            _CLAIM_BATCH,
-        )
-        for row in rows:
-            await lifecycle.release(conn, row["id"], now=now)
-        return len(rows)
+        now = now or datetime.now(UTC)
+        ids = await repo.rewards.claim_due_holds(conn, now, _CLAIM_BATCH)
+        for reward_id in ids:
+            await lifecycle.release(conn, reward_id, now=now)
+        return len(ids)
 
 
 def webhook_body(reward: asyncpg.Record, now: datetime) -> str:
@@ -66,7 +60,7 @@ def webhook_body(reward: asyncpg.Record, now: datetime) -> str:
     )
 
 
-async def _call(
+async def _call_webhook(
     http: httpx.AsyncClient,
     url: str,
     secret: str,
@@ -95,25 +89,16 @@ async def deliver_due_webhooks(
     """Call the company's endpoint for due rewards; 2xx issues, else retry with backoff
     until ``max_attempts``, then the reward fails and ``reward.failed`` is published."""
     async with pool.acquire() as conn, conn.transaction():
-        now = lifecycle.now_utc()
-        ids = await conn.fetch(
-            "SELECT id FROM rewards WHERE status = 'available' AND fulfilment = 'webhook' "
-            "AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2 "
-            "FOR UPDATE SKIP LOCKED",
-            now,
-            _WEBHOOK_BATCH,
-        )
+        now = datetime.now(UTC)
+        ids = await repo.rewards.claim_due_webhooks(conn, now, _WEBHOOK_BATCH)
         if not ids:
             return 0
         work: list[tuple[asyncpg.Record, int, float, str | None, str | None]] = []
-        for row in ids:
-            reward = await lifecycle.load(conn, row["id"])
+        for reward_id in ids:
+            reward = await repo.rewards.load_for_update(conn, reward_id)
             assert reward is not None
-            policy = await lifecycle.policy_for(conn, reward)
-            secret = await conn.fetchval(
-                "SELECT webhook_secret FROM program_secrets WHERE program_id = $1",
-                reward["program_id"],
-            )
+            policy = await repo.programs.policy_of_reward(conn, reward)
+            secret = await repo.programs.webhook_secret(conn, reward["program_id"])
             work.append(
                 (
                     reward,
@@ -130,44 +115,15 @@ async def deliver_due_webhooks(
             reward, _, _, url, secret = item
             if not url or not secret:
                 return "no webhook endpoint configured"
-            return await _call(http, url, secret, reward, now, allow_private)
+            return await _call_webhook(http, url, secret, reward, now, allow_private)
 
         # The calls run concurrently; the rows stay locked by this transaction meanwhile.
         outcomes = await asyncio.gather(*(attempt(item) for item in work))
         for (reward, max_attempts, backoff, _, _), error in zip(work, outcomes, strict=True):
-            await _settle(conn, reward, error, max_attempts, backoff, now)
+            await lifecycle.settle_webhook_call(
+                conn, reward, error, max_attempts=max_attempts, backoff_s=backoff, now=now
+            )
         return len(work)
-
-
-async def _settle(
-    conn: asyncpg.Connection,
-    reward: asyncpg.Record,
-    error: str | None,
-    max_attempts: int,
-    backoff: float,
-    now: datetime,
-) -> None:
-    attempts = reward["attempts"] + 1
-    if error is None:
-        WEBHOOK_ATTEMPTS.labels("delivered").inc()
-        await conn.execute("UPDATE rewards SET attempts = $2 WHERE id = $1", reward["id"], attempts)
-        await lifecycle.payout(conn, reward, "webhook")
-        await lifecycle.mark_issued(conn, reward, now=now)
-        return
-    log.info("webhook for reward %s failed (attempt %d): %s", reward["id"], attempts, error)
-    if attempts >= max_attempts:
-        WEBHOOK_ATTEMPTS.labels("gave_up").inc()
-        await conn.execute("UPDATE rewards SET attempts = $2 WHERE id = $1", reward["id"], attempts)
-        await lifecycle.fail(conn, reward, f"webhook: {error}", now=now)
-        return
-    WEBHOOK_ATTEMPTS.labels("retry").inc()
-    await conn.execute(
-        "UPDATE rewards SET attempts = $2, next_attempt_at = $3, failure_reason = $4 WHERE id = $1",
-        reward["id"],
-        attempts,
-        now + timedelta(seconds=backoff * 2 ** (attempts - 1)),
-        error,
-    )
 
 
 async def run(
@@ -184,8 +140,3 @@ async def run(
                 log.warning("reward scheduler pass failed, retrying: %r", exc)
             if not busy and await sleep_unless(stop, interval_s):
                 return
-
-
-async def approve(conn: asyncpg.Connection, reward_id: UUID) -> bool:
-    """An admin ends the hold now."""
-    return await lifecycle.release(conn, reward_id, now=lifecycle.now_utc())

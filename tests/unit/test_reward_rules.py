@@ -97,4 +97,4 @@ def test_every_line_is_positive_and_sides_are_unique(
     assert {
         line.side: RewardLine(line.side, line.recipient, line.amount, line.unit) for line in lines
     } == expected
-    assert all(line.rule == "base" and not line.capped for line in lines)
+    assert all(line.rule == "base" and line.amount == line.asked for line in lines)

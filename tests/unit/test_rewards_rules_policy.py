@@ -4,6 +4,7 @@ and the policy model's validation. Table-driven cases and Hypothesis properties.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from hypothesis import given
@@ -15,6 +16,7 @@ from services.rewards.rules import (
     History,
     RewardLine,
     base_amount,
+    initial_state,
     milestones_due,
     next_milestone,
     policy_of,
@@ -79,10 +81,10 @@ def test_dropbox_lifetime_cap_grants_the_rest_then_capped_lines() -> None:
         referee=SideReward(amount=500, unit="MB"),
     )
     [referrer, referee] = _lines(policy, history=History(referrer=Granted(lifetime=15_800)))
-    assert (referrer.amount, referrer.requested, referrer.capped) == (200, 500, True)
-    assert (referee.amount, referee.capped) == (500, False)
+    assert (referrer.amount, referrer.requested, referrer.asked) == (200, 500, 500)
+    assert (referee.amount, referee.asked) == (500, 500)
     [referrer, _] = _lines(policy, history=History(referrer=Granted(lifetime=16_000)))
-    assert referrer.amount == 0 and referrer.capped
+    assert referrer.amount == 0 < referrer.asked
 
 
 def test_monthly_cap_and_budget() -> None:
@@ -297,3 +299,17 @@ def test_increasing_tiers_give_non_decreasing_amounts(
     amounts = [base_amount(side, conversion_amount=0, converted_before=n) for n in range(60)]
     assert amounts == sorted(amounts)
     assert amounts[0] == base
+
+
+@pytest.mark.parametrize(
+    ("amount", "hold_days", "fulfilment", "expected"),
+    [
+        (0, 14, "ledger", "capped"),  # a cap left nothing: no hold, no channel
+        (500, 14, "webhook", "pending"),
+        (500, 0, "ledger", "issued"),  # the internal balance is delivered at once
+        (500, 0, "webhook", "available"),
+        (500, 0, "coupon_pool", "available"),
+    ],
+)
+def test_initial_state(amount: int, hold_days: float, fulfilment: str, expected: str) -> None:
+    assert initial_state(amount, timedelta(days=hold_days), fulfilment) == expected

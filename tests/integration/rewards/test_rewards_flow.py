@@ -15,7 +15,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from services.rewards import consumers, scheduler
+from services.rewards import consumers, redemption, scheduler
 from shared.contracts import ProgramPublished, ReferralConverted, ReferralReversed
 from shared.contracts.programs import ProgramDefinition
 from shared.db import create_pool
@@ -245,25 +245,8 @@ async def test_refund_after_issue_claws_back(
     await convert(pool, event)
     async with pool.acquire() as conn, conn.transaction():
         # The participant spent most of it.
-        from services.rewards import ledger
-
-        await conn.execute(
-            "INSERT INTO redemptions (id, program_id, participant_id, amount, unit) "
-            "VALUES ($1, $2, $3, 1500, 'USD')",
-            rid := uuid.uuid4(),
-            pid,
-            referrer,
-        )
-        await ledger.post(
-            conn,
-            reward_id=None,
-            redemption_id=rid,
-            kind="redeem",
-            debit=ledger.recipient_account(pid, "referrer", str(referrer)),
-            credit=ledger.payout_account(pid, "redemption"),
-            amount=1500,
-            unit="USD",
-        )
+        spent = await redemption.redeem(conn, pid, referrer, 1500, "USD")
+    assert spent.balance == 500
     refund = reversal(event)
     await apply(pool, consumers.on_referral_reversed, refund)
     await apply(pool, consumers.on_referral_reversed, refund)  # twice: once
@@ -297,6 +280,33 @@ async def test_coupon_pool_hands_each_code_once_and_fails_visibly_when_empty(
     assert failed["failure_reason"] == "coupon_pool_empty"
     assert "reward.failed" in await outbox_types(pool)
     assert await balance(pool, f"participant:{pid}:{referrer}") == {"COUPON": 0}
+    await assert_ledger_balanced(pool)
+
+
+async def test_coupon_reward_on_hold_gets_its_code_when_the_hold_ends(pool: asyncpg.Pool) -> None:
+    pid, referrer = uuid.uuid4(), uuid.uuid4()
+    await publish(
+        pool,
+        pid,
+        {
+            "referrer": {"amount": 1, "unit": "COUPON"},
+            "fulfilment": {"kind": "coupon_pool"},
+            "hold_days": 14,
+        },
+    )
+    await pool.execute("INSERT INTO coupon_codes (program_id, code) VALUES ($1, 'H-1')", pid)
+    await convert(pool, conversion(pid, referrer))
+    [row] = await rewards_of(pool, pid)
+    assert (row["status"], row["coupon_code"]) == ("pending", None)
+    assert await balance(pool, f"pending:{pid}:referrer:{referrer}") == {"COUPON": 1}
+    assert "reward.issued" not in await outbox_types(pool)
+
+    assert await scheduler.release_due(pool, now=datetime.now(UTC) + timedelta(days=15)) == 1
+    [row] = await rewards_of(pool, pid)
+    assert (row["status"], row["coupon_code"]) == ("issued", "H-1")
+    assert await balance(pool, f"pending:{pid}:referrer:{referrer}") == {"COUPON": 0}
+    assert await balance(pool, f"participant:{pid}:{referrer}") == {"COUPON": 0}
+    assert await balance(pool, f"payout:{pid}:coupon") == {"COUPON": 1}
     await assert_ledger_balanced(pool)
 
 

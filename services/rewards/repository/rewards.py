@@ -1,0 +1,271 @@
+"""Reward rows: creation, the history the rules read, state transitions, due work and what
+the API shows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from services.rewards.rules import Granted, History
+from shared.contracts.sections.rewards import RewardPolicy
+
+Executor = asyncpg.Connection | asyncpg.Pool
+
+_INSERT_SQL = """
+INSERT INTO rewards (id, conversion_id, program_id, program_version, variant, referrer_id,
+    rule, side, recipient, amount, requested_amount, unit, perk, status, fulfilment,
+    available_at, issued_at, next_attempt_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+ON CONFLICT DO NOTHING RETURNING id
+"""
+
+
+def insertion(reward: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """The statement (and its arguments) that inserts a new reward unless one exists for its
+    (conversion, rule, side); it returns the id when inserted. The ledger runs it together
+    with the reward's first entry (``ledger.grant``)."""
+    return _INSERT_SQL, [
+        reward["id"],
+        reward["conversion_id"],
+        reward["program_id"],
+        reward["program_version"],
+        reward["variant"],
+        reward["referrer_id"],
+        reward["rule"],
+        reward["side"],
+        reward["recipient"],
+        reward["amount"],
+        reward["requested_amount"],
+        reward["unit"],
+        reward["perk"],
+        reward["status"],
+        reward["fulfilment"],
+        reward["available_at"],
+        reward["issued_at"],
+        reward["next_attempt_at"],
+    ]
+
+
+async def insert(conn: asyncpg.Connection, reward: Mapping[str, Any]) -> bool:
+    """Insert a reward that has no ledger entry (``capped``); False when it existed."""
+    sql, args = insertion(reward)
+    return bool(await conn.fetchval(f"WITH r AS ({sql}) SELECT count(*) = 1 FROM r", *args))
+
+
+_HISTORY_SQL = """
+WITH month AS (SELECT date_trunc('month', $7 AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS start),
+mine AS (
+    SELECT side, recipient, unit, amount, created_at FROM rewards
+    WHERE program_id = $1 AND rule = 'base' AND status <> 'reversed'
+      AND ((side = 'referrer' AND recipient = $8 AND unit = $4)
+        OR (side = 'referee' AND recipient = $5 AND unit = $6))
+)
+SELECT
+    (SELECT count(DISTINCT referral_id) FROM conversions
+      WHERE program_id = $1 AND referrer_id = $2 AND status = 'rewarded'
+        AND referral_id <> $3) AS converted_before,
+    (SELECT coalesce(array_agg(rule), '{}') FROM rewards
+      WHERE program_id = $1 AND referrer_id = $2 AND rule LIKE 'milestone:%') AS milestones,
+    (SELECT coalesce(sum(amount), 0) FROM mine WHERE side = 'referrer') AS referrer_lifetime,
+    (SELECT coalesce(sum(amount), 0) FROM mine, month
+      WHERE side = 'referrer' AND created_at >= month.start) AS referrer_month,
+    (SELECT coalesce(sum(amount), 0) FROM mine WHERE side = 'referee') AS referee_lifetime,
+    (SELECT coalesce(sum(amount), 0) FROM mine, month
+      WHERE side = 'referee' AND created_at >= month.start) AS referee_month,
+    EXISTS (SELECT 1 FROM reversals WHERE conversion_id = $9 AND full_reversal) AS refunded,
+    (SELECT coalesce(sum(refunded_amount), 0) FROM reversals
+      WHERE conversion_id = $9 AND NOT full_reversal) AS partly_refunded
+"""
+
+
+async def history(
+    conn: asyncpg.Connection, conversion: Mapping[str, Any], policy: RewardPolicy, now: datetime
+) -> tuple[bool, int, History]:
+    """What the rules read, in one round trip: whether the conversion was fully refunded
+    already and how much was partly refunded, the referrer's converted count, milestones
+    granted, what each recipient already holds (lifetime, this month); the budget used."""
+    used = 0
+    if policy.budget is not None and policy.budget_unit is not None:
+        # Its own statement: inside the shared one, a generic plan scans every reward of the
+        # program even when there is no budget.
+        used = await budget_used(conn, conversion["program_id"], policy.budget_unit)
+    row = await conn.fetchrow(
+        _HISTORY_SQL,
+        conversion["program_id"],
+        conversion["referrer_id"],
+        conversion["referral_id"],
+        policy.referrer.unit if policy.referrer else None,
+        conversion["referee_customer_id"],
+        policy.referee.unit if policy.referee else None,
+        now,
+        str(conversion["referrer_id"]),
+        conversion["conversion_id"],
+    )
+    return (
+        row["refunded"],
+        int(row["partly_refunded"]),
+        History(
+            converted_before=int(row["converted_before"]),
+            referrer=Granted(int(row["referrer_lifetime"]), int(row["referrer_month"])),
+            referee=Granted(int(row["referee_lifetime"]), int(row["referee_month"])),
+            budget_used=used,
+            milestones_granted=frozenset(int(r.split(":", 1)[1]) for r in row["milestones"]),
+        ),
+    )
+
+
+async def budget_used(conn: Executor, program_id: UUID, unit: str) -> int:
+    """What the program's rewards not reversed take of its budget."""
+    used = await conn.fetchval(
+        "SELECT coalesce(sum(amount), 0) FROM rewards WHERE program_id = $1 AND unit = $2 "
+        "AND status <> 'reversed'",
+        program_id,
+        unit,
+    )
+    return int(used)
+
+
+async def load_for_update(conn: asyncpg.Connection, reward_id: UUID) -> asyncpg.Record | None:
+    """The reward with its conversion's ``referral_id`` and ``converted_at``, row-locked for a
+    transition."""
+    return await conn.fetchrow(
+        "SELECT r.*, c.referral_id, c.converted_at FROM rewards r "
+        "JOIN conversions c USING (conversion_id) WHERE r.id = $1 FOR UPDATE OF r",
+        reward_id,
+    )
+
+
+async def owner(conn: asyncpg.Connection, reward_id: UUID) -> asyncpg.Record | None:
+    """``program_id`` and ``referrer_id`` of a reward (to lock the referrer first)."""
+    return await conn.fetchrow(
+        "SELECT program_id, referrer_id FROM rewards WHERE id = $1", reward_id
+    )
+
+
+async def status(conn: asyncpg.Connection, reward_id: UUID) -> str | None:
+    return await conn.fetchval("SELECT status FROM rewards WHERE id = $1", reward_id)
+
+
+async def base_of_conversion(conn: asyncpg.Connection, conversion_id: UUID) -> list[UUID]:
+    """The ids of a conversion's base rewards (milestones are never taken back)."""
+    rows = await conn.fetch(
+        "SELECT id FROM rewards WHERE conversion_id = $1 AND rule = 'base' ORDER BY side",
+        conversion_id,
+    )
+    return [r["id"] for r in rows]
+
+
+async def mark_available(conn: asyncpg.Connection, reward_id: UUID, now: datetime) -> None:
+    """Available, with its first delivery attempt due now."""
+    await conn.execute(
+        "UPDATE rewards SET status = 'available', available_at = coalesce(available_at, $2), "
+        "next_attempt_at = $2 WHERE id = $1",
+        reward_id,
+        now,
+    )
+
+
+async def mark_issued(
+    conn: asyncpg.Connection, reward_id: UUID, now: datetime, coupon_code: str | None
+) -> None:
+    await conn.execute(
+        "UPDATE rewards SET status = 'issued', issued_at = $2, coupon_code = $3, "
+        "available_at = coalesce(available_at, $2), next_attempt_at = NULL WHERE id = $1",
+        reward_id,
+        now,
+        coupon_code,
+    )
+
+
+async def mark_failed(conn: asyncpg.Connection, reward_id: UUID, reason: str) -> None:
+    await conn.execute(
+        "UPDATE rewards SET status = 'failed', failure_reason = $2, next_attempt_at = NULL "
+        "WHERE id = $1",
+        reward_id,
+        reason,
+    )
+
+
+async def mark_reversed(conn: asyncpg.Connection, reward_id: UUID, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE rewards SET status = 'reversed', reversed_at = $2, next_attempt_at = NULL "
+        "WHERE id = $1",
+        reward_id,
+        now,
+    )
+
+
+async def reduce_amount(conn: asyncpg.Connection, reward_id: UUID, take: int) -> None:
+    await conn.execute("UPDATE rewards SET amount = amount - $2 WHERE id = $1", reward_id, take)
+
+
+async def claim_due_holds(conn: asyncpg.Connection, now: datetime, limit: int) -> list[UUID]:
+    """Pending rewards whose hold ended, locked until the caller's transaction ends (another
+    replica skips them)."""
+    rows = await conn.fetch(
+        "SELECT id FROM rewards WHERE status = 'pending' AND available_at <= $1 "
+        "ORDER BY available_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        now,
+        limit,
+    )
+    return [r["id"] for r in rows]
+
+
+async def claim_due_webhooks(conn: asyncpg.Connection, now: datetime, limit: int) -> list[UUID]:
+    """Available webhook rewards whose next call is due, locked like ``claim_due_holds``."""
+    rows = await conn.fetch(
+        "SELECT id FROM rewards WHERE status = 'available' AND fulfilment = 'webhook' "
+        "AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2 "
+        "FOR UPDATE SKIP LOCKED",
+        now,
+        limit,
+    )
+    return [r["id"] for r in rows]
+
+
+async def count_attempt(conn: asyncpg.Connection, reward_id: UUID, attempts: int) -> None:
+    await conn.execute("UPDATE rewards SET attempts = $2 WHERE id = $1", reward_id, attempts)
+
+
+async def schedule_retry(
+    conn: asyncpg.Connection, reward_id: UUID, attempts: int, at: datetime, error: str
+) -> None:
+    await conn.execute(
+        "UPDATE rewards SET attempts = $2, next_attempt_at = $3, failure_reason = $4 WHERE id = $1",
+        reward_id,
+        attempts,
+        at,
+        error,
+    )
+
+
+_PUBLIC_COLUMNS = (
+    "id, conversion_id, rule, side, amount, requested_amount, unit, perk, status, "
+    "program_version, variant, fulfilment, coupon_code, available_at, issued_at, failure_reason"
+)
+
+
+async def of_participant(
+    conn: Executor, program_id: UUID, participant_id: UUID
+) -> list[asyncpg.Record]:
+    """A participant's rewards as a referrer (what the API shows of them), oldest first."""
+    return await conn.fetch(
+        f"SELECT {_PUBLIC_COLUMNS} FROM rewards "
+        "WHERE program_id = $1 AND side = 'referrer' AND recipient = $2 ORDER BY created_at, rule",
+        program_id,
+        str(participant_id),
+    )
+
+
+async def totals(conn: Executor, program_id: UUID) -> list[asyncpg.Record]:
+    """Per unit and status: ``amount`` granted and ``cut`` (what caps took off)."""
+    return await conn.fetch(
+        "SELECT unit, status, sum(amount) AS amount, "
+        "sum(coalesce(requested_amount, amount) - amount) AS cut FROM rewards "
+        "WHERE program_id = $1 GROUP BY unit, status",
+        program_id,
+    )
