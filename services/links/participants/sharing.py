@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 from urllib.parse import urlencode
 
 import segno
@@ -12,6 +13,11 @@ DEFAULT_CHANNELS = (
     "email", "whatsapp", "x", "facebook", "linkedin", "messenger", "telegram", "sms", "copy",
     "qr", "other",
 )  # fmt: skip
+
+
+def channels_of(definition: dict[str, Any]) -> list[str]:
+    """The share channels of a program definition (``links.channels``, else the defaults)."""
+    return list((definition.get("links") or {}).get("channels") or DEFAULT_CHANNELS)
 
 
 def share_url(link_url: str, channel: str, utm: dict[str, str] | None = None) -> str:

@@ -7,12 +7,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from services.links.analytics.models import (  # noqa: F401  (definitions live with the models)
-    EXPERIMENT_DEFINITION,
-    K_DEFINITION,
-    NPS_DEFINITION,
-    KFactor,
-)
+from services.links.insights.models import K_DEFINITION, KFactor
 
 # A normal approximation needs this much data in each arm before its p-value means anything.
 MIN_ARM_SIZE = 30
