@@ -31,7 +31,6 @@ import contextlib
 import logging
 import os
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,14 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 from prometheus_client import Counter, Gauge
 
-from services.links.gateway.click_events import TOPIC, Click, Record, encode_value, headers_for
+from services.links.gateway.click_events import (
+    TOPIC,
+    Click,
+    ClickClock,
+    Record,
+    encode_value,
+    headers_for,
+)
 from services.links.gateway.click_journal import (
     Chunk,
     ClickJournal,
@@ -118,9 +124,8 @@ class ClickCapture:
         self._partitions: list[int] = []
         self._partition_of: dict[bytes, int] = {}
         self._last_fsync = 0.0
-        self._stamp_second = -1
         self._fsync: asyncio.Future[None] | None = None
-        self._stamp_prefix = ""
+        self._clock = ClickClock()
 
     # --- the hot path ----------------------------------------------------------------------
 
@@ -183,7 +188,7 @@ class ClickCapture:
         records = []
         lines = []
         visitor_of, bots, unique = self.hasher.visitor, self.bots, self.unique
-        stamp = self._stamp
+        stamp = self._clock.stamp
         for _ in range(n):
             click = buf.popleft()
             user_agent, prefetch = agent_and_prefetch(click[6])
@@ -220,14 +225,6 @@ class ClickCapture:
             self._queued += n
             self._send_wake.set()
         return n
-
-    def _stamp(self, ts: float) -> str:
-        """RFC 3339 UTC time with microseconds; the part down to the second is cached."""
-        second = int(ts)
-        if second != self._stamp_second:
-            self._stamp_second = second
-            self._stamp_prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        return f"{self._stamp_prefix}.{int((ts - second) * 1e6):06d}+00:00"
 
     def _housekeeping(self, now: float) -> None:
         if self.dropped != self._dropped_exported:

@@ -20,9 +20,8 @@ def channels_of(definition: dict[str, Any]) -> list[str]:
     return list((definition.get("links") or {}).get("channels") or DEFAULT_CHANNELS)
 
 
-def share_url(link_url: str, channel: str, utm: dict[str, str] | None = None) -> str:
-    params = {"ch": channel, **(utm or {})}
-    return f"{link_url}?{urlencode(params)}"
+def share_url(link_url: str, channel: str) -> str:
+    return f"{link_url}?{urlencode({'ch': channel})}"
 
 
 def qr_svg(url: str) -> bytes:

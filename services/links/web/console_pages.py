@@ -19,7 +19,7 @@ from services.links.programs import repository as programs
 from services.links.web import charts, console_auth
 from services.links.web.console_charts import STAGE_NAMES, program_charts
 from services.links.web.i18n import translator as translator_for
-from services.links.web.rendering import ENV, csp, html, render
+from services.links.web.rendering import ENV, csp, html_response, render
 from shared.service import runtime_of
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -52,7 +52,7 @@ def _when(value: datetime) -> str:
 def _console(template: str, status: int = 200, **context: Any) -> HTMLResponse:
     helpers = {"num": _num, "pct": _pct, "fixed": _fixed, "when": _when, "amount": _EN.amount}
     body = render(template, signed_in=True, **helpers, **context)
-    return html(body, status=status, csp=_CONSOLE_CSP)
+    return html_response(body, status=status, csp=_CONSOLE_CSP)
 
 
 def _to_login(request: Request) -> RedirectResponse:
@@ -67,7 +67,7 @@ async def login_form(request: Request, next: str | None = Query(default=None)) -
     body = render(
         "console_login.html", signed_in=False, error=None, next=console_auth.safe_next(next)
     )
-    return html(body, csp=_CONSOLE_CSP)
+    return html_response(body, csp=_CONSOLE_CSP)
 
 
 @router.post("/console/login", response_class=HTMLResponse)
@@ -86,7 +86,7 @@ async def login(request: Request) -> Response:
         else "That is not the admin key."
     )
     body = render("console_login.html", signed_in=False, error=error, next=target)
-    return html(body, status=401, csp=_CONSOLE_CSP)
+    return html_response(body, status=401, csp=_CONSOLE_CSP)
 
 
 @router.post("/console/logout")
@@ -161,7 +161,7 @@ def _console_not_found(program_id: UUID) -> HTMLResponse:
         "<p class='muted mono'>{{ program_id }}</p>{% endblock %}"
     )
     html = ENV.from_string(body).render(signed_in=True, program_id=program_id)
-    return html(html, status=404, csp=_CONSOLE_CSP)
+    return html_response(html, status=404, csp=_CONSOLE_CSP)
 
 
 @router.get("/console/programs/{program_id}/export/{kind}.csv")

@@ -39,7 +39,7 @@ def csp(nonce: str | None, frame_ancestors: str, img_origins: tuple[str, ...] = 
     )
 
 
-def html(
+def html_response(
     body: str,
     *,
     status: int = 200,

@@ -16,7 +16,7 @@ from services.links.insights import scoreboards
 from services.links.insights.models import Scoreboard
 from services.links.web.i18n import LANGUAGE_NAMES, SUPPORTED, Translator, negotiate
 from services.links.web.i18n import translator as translator_for
-from services.links.web.rendering import TOKEN, csp, frame_ancestors, html, origin, render
+from services.links.web.rendering import TOKEN, csp, frame_ancestors, html_response, origin, render
 from shared.service import runtime_of
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -79,7 +79,7 @@ def _participant_context(board: Scoreboard, t: Translator, nonce: str) -> dict[s
 def _not_found_page(lang: str | None) -> HTMLResponse:
     t = translator_for(negotiate(lang, None))
     body = render("not_found.html", t=t, lang=t.language, dir=t.direction)
-    return html(body, status=404, csp=csp(None, "'none'"))
+    return html_response(body, status=404, csp=csp(None, "'none'"))
 
 
 async def _scoreboard(request: Request, token: str) -> Scoreboard | None:
@@ -103,7 +103,7 @@ async def scoreboard_page(
     body = render("scoreboard.html", **_participant_context(board, t, nonce))
     qr_origin = origin(board.qr_svg_url)
     policy = csp(nonce, "'none'", (qr_origin,) if qr_origin else ())
-    return html(body, csp=policy, headers={"Content-Language": t.language})
+    return html_response(body, csp=policy, headers={"Content-Language": t.language})
 
 
 @router.get("/s/{token}/embed", response_class=HTMLResponse)
@@ -118,4 +118,4 @@ async def scoreboard_embed(
     full = f"/s/{token}" + (f"?lang={t.language}" if lang else "")
     body = render("embed.html", full_url=full, **_participant_context(board, t, nonce))
     policy = csp(nonce, frame_ancestors(board.embed_origins))
-    return html(body, csp=policy, frameable=True, headers={"Content-Language": t.language})
+    return html_response(body, csp=policy, frameable=True, headers={"Content-Language": t.language})
