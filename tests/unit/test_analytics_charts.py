@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.links.analytics.charts import hbars, intervals, lines, nice_step
+from services.links.web.charts import hbars, intervals, lines, nice_step
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
 

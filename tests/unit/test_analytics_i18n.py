@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 from babel import Locale
 
-from services.links.analytics.i18n import DEFAULT, SUPPORTED, catalog, negotiate, translator
+from services.links.web.i18n import DEFAULT, SUPPORTED, catalog, negotiate, translator
 
 
 def _placeholders(text: str) -> set[str]:

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.links import repository
-from services.links.analytics import console_auth, dlq, pages, queries, stats
-from services.links.analytics.models import (
+from services.links.insights import console as console_overview_module
+from services.links.insights import dlq, exports, reports, stats
+from services.links.insights.models import (
     ConsoleOverview,
     DailyPoint,
     ExperimentReport,
@@ -27,6 +27,8 @@ from services.links.analytics.models import (
     RewardIssue,
     VariantStats,
 )
+from services.links.programs import repository
+from services.links.web import console_auth, console_charts
 from tests.unit.test_analytics_pages_scoreboard import ADMIN_KEY, assert_well_formed, make_app
 
 PROGRAM = uuid.UUID(int=7)
@@ -125,16 +127,17 @@ def console(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     async def dlq_sizes(settings: object) -> dict[str, int]:
         return {"referral.converted.dlq": 2, "link.clicked.dlq": 0}
 
-    async def export(conn: object, program_id: uuid.UUID) -> AsyncIterator[str]:
+    async def export(conn: object, kind: str, program_id: uuid.UUID) -> AsyncIterator[str]:
+        assert kind == "referrals"
         yield "referral_id,status\r\n"
         yield "r-1,converted\r\n"
 
     monkeypatch.setattr(repository, "get_program", get_program)
-    monkeypatch.setattr(queries, "program_analytics", program_analytics)
-    monkeypatch.setattr(queries, "nps_report", nps_report)
-    monkeypatch.setattr(queries, "experiment_report", experiment_report)
-    monkeypatch.setattr(queries, "console_overview", console_overview)
-    monkeypatch.setattr(queries, "export_referrals_csv", export)
+    monkeypatch.setattr(reports, "program_analytics", program_analytics)
+    monkeypatch.setattr(reports, "nps_report", nps_report)
+    monkeypatch.setattr(reports, "experiment_report", experiment_report)
+    monkeypatch.setattr(console_overview_module, "console_overview", console_overview)
+    monkeypatch.setattr(exports, "export_csv", export)
     monkeypatch.setattr(dlq, "dlq_sizes", dlq_sizes)
     return seen
 
@@ -297,7 +300,7 @@ def test_logging_out_ends_the_session(client: TestClient) -> None:
 def test_funnel_rates_only_between_stages_counted_in_referrals() -> None:
     analytics = _analytics(date(2026, 11, 1), date(2026, 11, 2))
     # clicked 120 -> signed up 24 (20%) -> converted 12 (50%) -> rewarded 10 (83%).
-    assert pages.funnel_notes(analytics) == [
+    assert console_charts.funnel_notes(analytics) == [
         None,
         None,
         None,

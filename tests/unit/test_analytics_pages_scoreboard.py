@@ -17,8 +17,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from services.links.analytics import pages, queries
-from services.links.analytics.models import (
+from services.links.insights import scoreboards
+from services.links.insights.models import (
     FriendRow,
     LeaderboardRow,
     NextMilestone,
@@ -27,6 +27,7 @@ from services.links.analytics.models import (
     ShareLink,
 )
 from services.links.settings import LinksSettings
+from services.links.web import console_pages, rendering, scoreboard_pages
 
 TOKEN = "tok_" + "a" * 39
 ADMIN_KEY = "admin-key-for-unit-tests-0123456789"
@@ -83,7 +84,8 @@ class FakeRuntime:
 
 def make_app(admin_key: str | None = ADMIN_KEY) -> FastAPI:
     app = FastAPI()
-    app.include_router(pages.router)
+    app.include_router(scoreboard_pages.router)
+    app.include_router(console_pages.router)
     settings = LinksSettings(
         admin_api_key=SecretStr(admin_key) if admin_key else None,
         public_base_url="https://ref.example.com",
@@ -102,7 +104,7 @@ def boards(monkeypatch: pytest.MonkeyPatch) -> dict[str, Scoreboard]:
         assert base_url == "https://ref.example.com"
         return known.get(token)
 
-    monkeypatch.setattr(queries, "scoreboard", scoreboard)
+    monkeypatch.setattr(scoreboards, "scoreboard", scoreboard)
     known["_asked"] = asked  # type: ignore[assignment]
     return known
 
@@ -285,8 +287,8 @@ def test_the_embed_may_be_framed_only_by_the_programs_origins(
 
 
 def test_frame_ancestors_lets_only_https_origins_through() -> None:
-    assert pages.frame_ancestors(["https://a.example", "https://b.example:8443/"]) == (
+    assert rendering.frame_ancestors(["https://a.example", "https://b.example:8443/"]) == (
         "https://a.example https://b.example:8443"
     )
     hostile = ["http://plain.example", "https://x.example; script-src *", "*", "'self'"]
-    assert pages.frame_ancestors(hostile) == "'none'"
+    assert rendering.frame_ancestors(hostile) == "'none'"

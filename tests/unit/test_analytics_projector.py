@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.links.analytics.api import date_range
-from services.links.analytics.exports import cell, to_csv
-from services.links.analytics.projector import _upsert, click_counts, rule_names
-from services.links.analytics.queries import day_bounds, mask
+from services.links.insights.exports import cell, to_csv
+from services.links.insights.projection_repository import upsert_sql
+from services.links.insights.projector import click_counts, rule_names
+from services.links.insights.ranges import date_range, day_bounds
+from services.links.insights.scoreboards import mask
 from shared.contracts import LinkClicked
 from shared.contracts.referrals import RuleOutcome
 from shared.http.problems import Problem
@@ -71,7 +72,7 @@ def test_a_rejection_is_named_by_its_enforced_rejecting_rules() -> None:
 
 
 def test_upserts_merge_each_column_its_own_way() -> None:
-    sql = _upsert("t", ("id",), {"a": "first", "b": "earliest", "c": "sum"})
+    sql = upsert_sql("t", ("id",), {"a": "first", "b": "earliest", "c": "sum"})
     assert sql.startswith("INSERT INTO t (id, a, b, c) VALUES ($1, $2, $3, $4)")
     assert "a = coalesce(t.a, EXCLUDED.a)" in sql
     assert "b = least(t.b, EXCLUDED.b)" in sql

@@ -9,18 +9,27 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from services.links.analytics.stats import (
+from services.links.insights.models import NpsAnswer
+from services.links.insights.nps import category
+from services.links.insights.stats import (
     NOT_ENOUGH_DATA,
     Arm,
+    NpsSummary,
     experiment_verdict,
     format_p,
     k_factor,
-    nps,
     nps_from_counts,
     two_proportion_test,
     verdict,
     wilson_interval,
 )
+
+
+def nps(scores: list[int]) -> NpsSummary:
+    """The NPS of answers, categorised as the service does it."""
+    kinds = [category(s) for s in scores]
+    return nps_from_counts(*(kinds.count(k) for k in ("promoter", "passive", "detractor")))
+
 
 # --- K-factor
 
@@ -99,9 +108,10 @@ def test_nps_without_answers_is_undefined() -> None:
     assert nps([]).nps is None
 
 
-def test_nps_refuses_scores_outside_the_scale() -> None:
-    with pytest.raises(ValueError, match="11"):
-        nps([11])
+@pytest.mark.parametrize("score", [-1, 11])
+def test_nps_answers_outside_the_scale_are_refused(score: int) -> None:
+    with pytest.raises(ValueError, match="score"):
+        NpsAnswer(customer_id="c-1", score=score)
 
 
 @given(st.lists(st.integers(0, 10), max_size=200))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from services.links.codes import ALPHABET, CODE_LENGTH, ENTROPY_BITS, new_code
+from services.links.participants.codes import ALPHABET, CODE_LENGTH, MIN_CODE_LENGTH, new_code
 
 AMBIGUOUS = set("0O1IL")
 
@@ -19,8 +19,10 @@ def test_alphabet_has_no_ambiguous_or_repeated_characters() -> None:
 
 
 def test_entropy() -> None:
-    assert math.isclose(ENTROPY_BITS, CODE_LENGTH * math.log2(len(ALPHABET)))
-    assert ENTROPY_BITS >= 40
+    # Even the shortest code a program may configure is at least 40 bits.
+    assert MIN_CODE_LENGTH * math.log2(len(ALPHABET)) >= 40
+    assert len(new_code(1)) == MIN_CODE_LENGTH
+    assert CODE_LENGTH * math.log2(len(ALPHABET)) >= 40
 
 
 def test_codes_have_the_length_and_alphabet() -> None:

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
-from services.links.models import ProgramCreate
+from services.links.programs.models import ProgramCreate
 from shared.http.problems import PROBLEM_JSON, TYPE_BASE, Problem, install_problem_handlers
 
 SECRET = "db password is hunter2 for alice@example.com"

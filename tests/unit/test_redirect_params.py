@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.links.redirect import with_params
+from services.links.gateway.cache import with_params
 
 CLICK = "6f1c2d3e-0000-4000-8000-000000000001"
 

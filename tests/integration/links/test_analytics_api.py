@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 
-from services.links.analytics import queries
-from services.links.analytics.dlq import dlq_sizes
-from services.links.analytics.exports import REFERRAL_COLUMNS, REWARD_COLUMNS
-from services.links.experiments import assign_variant
+from services.links.insights import console
+from services.links.insights.dlq import dlq_sizes
+from services.links.insights.exports import COLUMNS
+from services.links.programs.experiments import assign_variant
 from shared.contracts import ParticipantEnrolled, ReferralSignedUp
 from shared.contracts.base import Event
 from shared.contracts.programs import Variant
@@ -329,7 +329,7 @@ async def test_csv_exports(links: Links) -> None:
     assert referrals_csv.headers["content-type"].startswith("text/csv")
     assert "attachment" in referrals_csv.headers["content-disposition"]
     rows = list(csv.reader(io.StringIO(referrals_csv.text)))
-    assert rows[0] == list(REFERRAL_COLUMNS)
+    assert rows[0] == list(COLUMNS["referrals"])
     by_referee = {r[3]: dict(zip(rows[0], r, strict=True)) for r in rows[1:]}
     assert set(by_referee) == {"customer-0001", "customer-0002", "customer-0003", "'" + tricky}
     assert by_referee["customer-0001"]["status"] == "converted"
@@ -340,7 +340,7 @@ async def test_csv_exports(links: Links) -> None:
 
     rewards_csv = await poll(lambda: fetch("rewards"), lambda r: r.text.count("\r\n") == 5)
     rows = list(csv.reader(io.StringIO(rewards_csv.text)))
-    assert rows[0] == list(REWARD_COLUMNS)
+    assert rows[0] == list(COLUMNS["rewards"])
     states = {(r[4], r[10], r[9]) for r in rows[1:]}  # side, state, amount
     assert states == {
         ("referrer", "issued", "2000"), ("referee", "pending", "1000"),
@@ -361,7 +361,7 @@ async def test_console_overview_shows_funnels_failed_rewards_and_dlq_sizes(links
     pool = links.app.state.runtime.pool
 
     async def overview() -> Any:
-        return await queries.console_overview(pool, await dlq_sizes(links.settings, max_age_s=0))
+        return await console.console_overview(pool, await dlq_sizes(links.settings, max_age_s=0))
 
     def settled(o: Any) -> bool:
         # Partitions are applied concurrently: wait for the whole story, not just its end.

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from aiokafka import ConsumerRecord
 
-from services.links.analytics.projector import HANDLERS, ClickCounter, on_clicked
+from services.links.insights.projector import HANDLERS, ClickCounter, on_clicked
 from shared.contracts import LinkClicked
 from shared.contracts.base import Event
 from shared.messaging.consumer import EventConsumer

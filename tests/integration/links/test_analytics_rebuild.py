@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from services.links.analytics.projector import HANDLERS, ClickCounter, on_clicked
+from services.links.insights.projector import HANDLERS, ClickCounter, on_clicked
 from shared.contracts import LinkClicked
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.outbox import envelope_for

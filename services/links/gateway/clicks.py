@@ -1,4 +1,5 @@
-"""Click capture off the redirect path (DESIGN.md §4).
+"""Click capture off the redirect path. Clicks skip the outbox: they are too many to write
+to Postgres on the redirect path, so they are buffered, journaled and sent in batches.
 
 The redirect only appends a small tuple to an in-memory deque. Two background tasks do the
 rest:
@@ -27,24 +28,39 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import fcntl
-import json
 import logging
 import os
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 from prometheus_client import Counter, Gauge
 
-from services.links.visitors import BotDetector, UniqueClicks, VisitorHasher
+from services.links.gateway.click_events import (
+    TOPIC,
+    Click,
+    ClickClock,
+    Record,
+    encode_value,
+    headers_for,
+)
+from services.links.gateway.click_journal import (
+    Chunk,
+    ClickJournal,
+    fsync_and_close,
+    read_records,
+)
+from services.links.gateway.visitors import (
+    BotDetector,
+    UniqueClicks,
+    VisitorHasher,
+    agent_and_prefetch,
+    non_attributable_reason,
+)
 from shared.aio import sleep_unless
-from shared.contracts import LinkClicked
 
 log = logging.getLogger(__name__)
 
@@ -57,59 +73,6 @@ CLICKS_REPLAYED = Counter("clicks_replayed_total", "Clicks published from the sp
 CLICKS_SEND_FAILURES = Counter("clicks_send_failures_total", "Failed click batch sends")
 CLICKS_SPILL_BYTES = Gauge("clicks_spill_bytes", "Bytes of click journal not yet acknowledged")
 BROKER_OUTAGE = Gauge("clicks_broker_outage", "1 while clicks go to the spill file only")
-
-# (click_id, code, program_id, participant_id, monotonic time, ip, request headers, HEAD?,
-# channel): what the redirect hands over; everything else is worked out by the writer.
-Click = tuple[str, str, str, str, float, str, list[tuple[bytes, bytes]], bool, str | None]
-_PREFETCH_HEADERS = (b"purpose", b"sec-purpose", b"x-purpose", b"x-moz")
-
-_SOURCE = b"/services/links"
-_TYPE = LinkClicked.TYPE.encode()
-_TOPIC = LinkClicked.TOPIC
-_SEGMENT_PREFIX = "clicks-"
-
-
-@dataclass
-class _Segment:
-    path: Path
-    replay: bool  # its messages must be read back from the file (outage or previous process)
-    size: int = 0
-    acked_offset: int = 0
-    closed: bool = False
-    fh: IO[bytes] | None = None
-
-
-@dataclass
-class _Chunk:
-    segment: _Segment
-    records: list[tuple[bytes, bytes, bytes, bytes]]
-    end_offset: int
-
-
-def encode_value(click: Click, *, when: str, visitor: str, unique: bool, reason: str | None) -> str:
-    """The ``link.clicked`` JSON of one click. Every value interpolated here is JSON-safe by
-    construction (UUIDs, codes and channels from restricted alphabets, hex, an RFC 3339 time),
-    so it is written directly rather than through the model; tests check it against it."""
-    channel = f'"{click[8]}"' if click[8] else "null"
-    why = f'"{reason}"' if reason else "null"
-    return (
-        f'{{"click_id":"{click[0]}","code":"{click[1]}","program_id":"{click[2]}",'
-        f'"participant_id":"{click[3]}","clicked_at":"{when}",'
-        f'"attributable":{"false" if reason else "true"},'
-        f'"unique":{"true" if unique else "false"},'
-        f'"channel":{channel},"visitor_hash":"{visitor}","non_attributable_reason":{why}}}'
-    )
-
-
-def headers_for(ce_id: bytes, ce_time: bytes) -> list[tuple[str, bytes]]:
-    return [
-        ("ce_specversion", b"1.0"),
-        ("ce_id", ce_id),
-        ("ce_source", _SOURCE),
-        ("ce_type", _TYPE),
-        ("ce_time", ce_time),
-        ("content-type", b"application/json"),
-    ]
 
 
 class ClickCapture:
@@ -131,15 +94,15 @@ class ClickCapture:
         max_in_flight: int = 4,
     ) -> None:
         self.producer = producer
-        self.journal_dir = journal_dir
+        self.journal = ClickJournal(
+            journal_dir, segment_max_bytes=segment_max_bytes, segment_max_age_s=segment_max_age_s
+        )
         self.hasher = hasher
         self.bots = bots
         self.unique = unique or UniqueClicks()
         self.max_buffer = max_buffer
         self.batch_size = batch_size
         self.send_timeout_s = send_timeout_s
-        self.segment_max_bytes = segment_max_bytes
-        self.segment_max_age_s = segment_max_age_s
         self.fsync_interval_s = fsync_interval_s
         self.max_backoff_s = max_backoff_s
         self.max_in_flight = max_in_flight
@@ -152,34 +115,19 @@ class ClickCapture:
         self.idle = True
         self._wake = asyncio.Event()
         self._send_wake = asyncio.Event()
-        self._queue: collections.deque[_Chunk] = collections.deque()
+        self._queue: collections.deque[Chunk] = collections.deque()
         self._queued = 0
-        self._inflight: collections.deque[tuple[list[_Chunk], int, asyncio.Future[bool]]] = (
+        self._inflight: collections.deque[tuple[list[Chunk], int, asyncio.Future[bool]]] = (
             collections.deque()
         )
-        self._segments: list[_Segment] = []
-        self._current: _Segment | None = None
-        self._current_opened = 0.0
-        self._seq = 0
-        self._lock_fh: IO[bytes] | None = None
         self._writer_done = asyncio.Event()
         self._partitions: list[int] = []
         self._partition_of: dict[bytes, int] = {}
         self._last_fsync = 0.0
-        self._stamp_second = -1
         self._fsync: asyncio.Future[None] | None = None
-        self._stamp_prefix = ""
+        self._clock = ClickClock()
 
     # --- the hot path ----------------------------------------------------------------------
-
-    def add(self, click: Click) -> None:
-        """What the redirect does, inlined there."""
-        if len(self.buffer) >= self.max_buffer:
-            self.dropped += 1
-            return
-        self.buffer.append(click)
-        if self.idle:
-            self.wake()
 
     def __len__(self) -> int:
         return len(self.buffer) + self._queued + sum(n for _, n, _ in self._inflight)
@@ -188,66 +136,11 @@ class ClickCapture:
 
     def open(self) -> None:
         """Claim the journal folder and pick up segments a previous process left behind."""
-        self.journal_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_fh = open(self.journal_dir / ".lock", "wb")
-        try:
-            fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise RuntimeError(
-                f"click journal {self.journal_dir} is used by another process; give each "
-                "replica its own CLICK_JOURNAL_DIR"
-            ) from exc
-        for path in sorted(self.journal_dir.glob(f"{_SEGMENT_PREFIX}*.log")):
-            seq = int(path.stem.removeprefix(_SEGMENT_PREFIX))
-            self._seq = max(self._seq, seq)
-            size = path.stat().st_size
-            if size == 0:
-                path.unlink()
-                continue
-            self._segments.append(_Segment(path, replay=True, size=size, closed=True))
-        if self._segments:
-            log.warning(
-                "replaying %d click journal segment(s) left by a previous run", len(self._segments)
-            )
+        self.journal.claim()
         self._update_gauges()
 
-    def _rotate(self) -> None:
-        seg = self._current
-        if seg is not None:
-            seg.closed = True
-            if seg.fh is not None:
-                seg.fh.close()
-                seg.fh = None
-            self._current = None
-            self._maybe_delete(seg)
-
-    def _segment_for_write(self, now: float) -> _Segment:
-        seg = self._current
-        if seg is not None and (
-            seg.replay != self.outage
-            or seg.size >= self.segment_max_bytes
-            or (not self.outage and now - self._current_opened > self.segment_max_age_s)
-        ):
-            self._rotate()
-            seg = None
-        if seg is None:
-            self._seq += 1
-            path = self.journal_dir / f"{_SEGMENT_PREFIX}{self._seq:012d}.log"
-            seg = _Segment(path, replay=self.outage, fh=open(path, "ab", buffering=0))
-            self._segments.append(seg)
-            self._current = seg
-            self._current_opened = now
-        return seg
-
-    def _maybe_delete(self, seg: _Segment) -> None:
-        if seg.closed and seg.acked_offset >= seg.size:
-            with contextlib.suppress(FileNotFoundError):
-                seg.path.unlink()
-            if seg in self._segments:
-                self._segments.remove(seg)
-
     def _update_gauges(self) -> None:
-        CLICKS_SPILL_BYTES.set(sum(s.size - s.acked_offset for s in self._segments))
+        CLICKS_SPILL_BYTES.set(self.journal.unacked_bytes())
         CLICKS_BUFFERED.set(len(self))
         BROKER_OUTAGE.set(1 if self.outage else 0)
 
@@ -277,7 +170,7 @@ class ClickCapture:
         finally:
             while self.write_pending():
                 pass
-            self._rotate()
+            self.journal.rotate()
             self._writer_done.set()
 
     def wake(self) -> None:
@@ -295,26 +188,13 @@ class ClickCapture:
         records = []
         lines = []
         visitor_of, bots, unique = self.hasher.visitor, self.bots, self.unique
-        stamp = self._stamp
+        stamp = self._clock.stamp
         for _ in range(n):
             click = buf.popleft()
-            user_agent = ""
-            prefetch = False
-            for name, value in click[6]:
-                if name == b"user-agent":
-                    user_agent = value.decode("latin-1")
-                elif name in _PREFETCH_HEADERS and b"prefetch" in value.lower():
-                    prefetch = True
+            user_agent, prefetch = agent_and_prefetch(click[6])
             ts = click[4] + wall_offset
             visitor = visitor_of(ts, click[5], user_agent)
-            if click[7]:
-                reason = "head"
-            elif prefetch:
-                reason = "prefetch"
-            elif bots.is_bot(user_agent):
-                reason = "bot"
-            else:
-                reason = None
+            reason = non_attributable_reason(click[7], prefetch, user_agent, bots)
             when = stamp(ts)
             value = encode_value(
                 click,
@@ -329,43 +209,35 @@ class ClickCapture:
         data = "\n".join(lines).encode()
         CLICKS_CAPTURED.inc(n)
         try:
-            seg = self._segment_for_write(now)
+            seg = self.journal.for_write(now, self.outage)
             assert seg.fh is not None
             seg.fh.write(data)
         except OSError as exc:  # a full or broken disk: these clicks can only be dropped
             log.error("click journal write failed, %d clicks dropped: %r", n, exc)
             CLICKS_DROPPED.inc(n)
-            self._rotate()
+            self.journal.rotate()
             return n
         seg.size += len(data)
         if seg.replay:
             CLICKS_SPILLED.inc(n)
         else:
-            self._queue.append(_Chunk(seg, records, seg.size))
+            self._queue.append(Chunk(seg, records, seg.size))
             self._queued += n
             self._send_wake.set()
         return n
-
-    def _stamp(self, ts: float) -> str:
-        """RFC 3339 UTC time with microseconds; the part down to the second is cached."""
-        second = int(ts)
-        if second != self._stamp_second:
-            self._stamp_second = second
-            self._stamp_prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        return f"{self._stamp_prefix}.{int((ts - second) * 1e6):06d}+00:00"
 
     def _housekeeping(self, now: float) -> None:
         if self.dropped != self._dropped_exported:
             CLICKS_DROPPED.inc(self.dropped - self._dropped_exported)
             self._dropped_exported = self.dropped
-        seg = self._current
+        seg = self.journal.current
         if (
             seg is not None
             and not self.outage
-            and now - self._current_opened > self.segment_max_age_s
+            and now - self.journal.current_opened > self.journal.segment_max_age_s
         ):
-            self._rotate()
-        seg = self._current
+            self.journal.rotate()
+        seg = self.journal.current
         if (
             seg is not None
             and seg.fh is not None
@@ -374,7 +246,9 @@ class ClickCapture:
         ):
             # For power loss; in a thread, as fsync can block for long on a busy disk.
             self._last_fsync = now
-            self._fsync = asyncio.ensure_future(asyncio.to_thread(_fsync, os.dup(seg.fh.fileno())))
+            self._fsync = asyncio.ensure_future(
+                asyncio.to_thread(fsync_and_close, os.dup(seg.fh.fileno()))
+            )
             self._fsync.add_done_callback(self._fsync_done)
         self._update_gauges()
 
@@ -393,7 +267,7 @@ class ClickCapture:
                 if (
                     self._writer_done.is_set()
                     and not self._queue
-                    and not self._segments
+                    and not self.journal.segments
                     and not self._inflight
                 ):
                     break
@@ -407,14 +281,14 @@ class ClickCapture:
                 if await self._replay_one_chunk():
                     log.warning("broker is back: replaying the click spill file")
                     self.outage = False
-                    self._rotate()  # new clicks go to a fresh segment, sent from memory
+                    self.journal.rotate()  # new clicks go to a fresh segment, sent from memory
                     backoff = 0.1
                 self._update_gauges()
                 continue
             if self._queue or self._inflight:
                 await self._send_queued()
                 continue
-            if any(s.replay for s in self._segments):
+            if self.journal.next_to_replay() is not None:
                 if not await self._replay_one_chunk():
                     self._enter_outage()
                 continue
@@ -447,7 +321,7 @@ class ClickCapture:
         if ok:
             for c in chunks:
                 c.segment.acked_offset = c.end_offset
-                self._maybe_delete(c.segment)
+                self.journal.settle(c.segment)
             CLICKS_PUBLISHED.inc(count)
         else:
             self._enter_outage()
@@ -461,29 +335,28 @@ class ClickCapture:
         self._inflight.clear()
         self._queue.clear()
         self._queued = 0
-        for seg in self._segments:
-            seg.replay = True
+        self.journal.replay_all()
         self._update_gauges()
 
     async def _replay_one_chunk(self) -> bool:
         """Send the next unacknowledged records of the oldest segment; False on failure."""
-        seg = next((s for s in self._segments if s.replay), None)
+        seg = self.journal.next_to_replay()
         if seg is None:
             return True
-        if seg is self._current:
-            self._rotate()
-            if seg not in self._segments:
+        if seg is self.journal.current:
+            self.journal.rotate()
+            if seg not in self.journal.segments:
                 return True
-        records, end = _read_records(seg.path, seg.acked_offset, self.batch_size)
+        records, end = read_records(seg.path, seg.acked_offset, self.batch_size)
         if records and not await self._send(records):
             return False
         seg.acked_offset = end if records else seg.size
         CLICKS_REPLAYED.inc(len(records))
         CLICKS_PUBLISHED.inc(len(records))
-        self._maybe_delete(seg)
+        self.journal.settle(seg)
         return True
 
-    async def _send(self, records: list[tuple[bytes, bytes, bytes, bytes]]) -> bool:
+    async def _send(self, records: list[Record]) -> bool:
         try:
             async with asyncio.timeout(self.send_timeout_s):
                 await self._send_batches(records)
@@ -492,9 +365,9 @@ class ClickCapture:
             log.warning("click batch not acknowledged: %r", exc)
             return False
 
-    async def _send_batches(self, records: list[tuple[bytes, bytes, bytes, bytes]]) -> None:
+    async def _send_batches(self, records: list[Record]) -> None:
         if not self._partitions:
-            self._partitions = sorted(await self.producer.partitions_for(_TOPIC))
+            self._partitions = sorted(await self.producer.partitions_for(TOPIC))
         producer = self.producer
         open_batches: dict[int, Any] = {}
         full: list[tuple[int, Any]] = []
@@ -509,7 +382,7 @@ class ClickCapture:
                 batch = open_batches[partition] = producer.create_batch()
                 batch.append(key=key, value=value, timestamp=None, headers=headers)
         full.extend(open_batches.items())
-        futures = [await producer.send_batch(b, _TOPIC, partition=p) for p, b in full]
+        futures = [await producer.send_batch(b, TOPIC, partition=p) for p, b in full]
         await asyncio.gather(*futures)
 
     def _partition(self, key: bytes) -> int:
@@ -523,44 +396,4 @@ class ClickCapture:
         return p
 
     def close(self) -> None:
-        self._rotate()
-        if self._lock_fh is not None:
-            if not any(self.journal_dir.glob(f"{_SEGMENT_PREFIX}*.log")):
-                # Nothing left to replay: leave no empty folder behind (still holding the lock).
-                with contextlib.suppress(OSError):
-                    (self.journal_dir / ".lock").unlink()
-                    self.journal_dir.rmdir()
-            self._lock_fh.close()
-            self._lock_fh = None
-
-
-def _fsync(fd: int) -> None:
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _read_records(
-    path: Path, offset: int, limit: int
-) -> tuple[list[tuple[bytes, bytes, bytes, bytes]], int]:
-    records = []
-    with open(path, "rb") as fh:
-        fh.seek(offset)
-        while len(records) < limit:
-            line = fh.readline()
-            if not line.endswith(b"\n"):
-                break  # end of file (or a line cut by a crash: it was never answered twice)
-            offset += len(line)
-            value = line[:-1]
-            try:
-                data = json.loads(value)
-                records.append(
-                    (data["click_id"].encode(), data["code"].encode(),
-                     data["clicked_at"].encode(), value)
-                )  # fmt: skip
-            except (ValueError, KeyError, AttributeError):
-                log.error("skipping an unreadable click journal line in %s", path.name)
-    return records, offset
+        self.journal.release()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 from urllib.parse import urlencode
 
 import segno
@@ -14,9 +15,13 @@ DEFAULT_CHANNELS = (
 )  # fmt: skip
 
 
-def share_url(link_url: str, channel: str, utm: dict[str, str] | None = None) -> str:
-    params = {"ch": channel, **(utm or {})}
-    return f"{link_url}?{urlencode(params)}"
+def channels_of(definition: dict[str, Any]) -> list[str]:
+    """The share channels of a program definition (``links.channels``, else the defaults)."""
+    return list((definition.get("links") or {}).get("channels") or DEFAULT_CHANNELS)
+
+
+def share_url(link_url: str, channel: str) -> str:
+    return f"{link_url}?{urlencode({'ch': channel})}"
 
 
 def qr_svg(url: str) -> bytes:

@@ -4,15 +4,10 @@ experiment test. Pure functions, no I/O, so that each can be checked by hand."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.links.analytics.models import (  # noqa: F401  (definitions live with the models)
-    EXPERIMENT_DEFINITION,
-    K_DEFINITION,
-    NPS_DEFINITION,
-    KFactor,
-)
+from services.links.insights.models import K_DEFINITION, KFactor
 
 # A normal approximation needs this much data in each arm before its p-value means anything.
 MIN_ARM_SIZE = 30
@@ -49,20 +44,6 @@ class NpsSummary:
     passives: int
     detractors: int
     nps: float | None  # None without responses
-
-
-def nps(scores: Iterable[int]) -> NpsSummary:
-    promoters = passives = detractors = 0
-    for score in scores:
-        if not 0 <= score <= 10:
-            raise ValueError(f"an NPS answer is 0..10, not {score}")
-        if score >= 9:
-            promoters += 1
-        elif score >= 7:
-            passives += 1
-        else:
-            detractors += 1
-    return nps_from_counts(promoters, passives, detractors)
 
 
 def nps_from_counts(promoters: int, passives: int, detractors: int) -> NpsSummary:

@@ -2,9 +2,8 @@
 
 The work per request is kept tiny because every referred friend pays for it: a rate-limit
 check, two dictionary look-ups, a click id, one string concatenation and a deque append. No
-model, no log line, no database on a hit. A miss costs one indexed query. :class:`Gateway` is a
-raw-ASGI front that answers these requests itself and passes everything else to FastAPI; the
-FastAPI route below runs the same code and documents the endpoint in OpenAPI.
+model, no log line, no database on a hit. A miss costs one indexed query. The raw-ASGI front
+that calls :class:`Redirector` is in ``routes.py``.
 """
 
 from __future__ import annotations
@@ -14,20 +13,16 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass
 from time import monotonic as _monotonic
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from services.links.gateway import repository as repo
+from services.links.gateway.cache import CodeEntry, ProgramView, RedirectCache
+from services.links.gateway.clicks import ClickCapture
+from services.links.gateway.ratelimit import RateLimiter
+from services.links.participants.codes import CODE_CHARS_RE
 
-from services.links import repository as repo
-from services.links.clicks import ClickCapture
-from services.links.codes import CODE_CHARS_RE
-from services.links.ratelimit import RateLimiter
-
-router = APIRouter(tags=["redirect"])
 log = logging.getLogger(__name__)
 
 ASGIHeaders = list[tuple[bytes, bytes]]
@@ -59,89 +54,11 @@ _UNAVAILABLE: Answer = (
     _UNAVAILABLE_BODY,
 )
 _REDIRECT_TAIL: ASGIHeaders = [(b"content-length", b"0"), (b"cache-control", b"private, no-store")]
-_MARK = "CLICKID7MARK"
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
-
-
-def with_params(url: str, params: dict[str, str]) -> str:
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
-    query.extend(params.items())
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _redirect(location: str) -> Answer:
     return 302, [(b"location", location.encode()), *_REDIRECT_TAIL], b""
-
-
-@dataclass
-class ProgramView:
-    """What the redirect needs of the program version in force, valid until ``expires``
-    (a monotonic time: the TTL, or the moment a scheduled version takes over)."""
-
-    program_id: str
-    active: bool
-    destination: str
-    click_param: str
-    channel_param: str
-    fallback: str | None
-    expires: float
-    # The location is prefix + click id + suffix (a fragment, if the destination has one).
-    prefix: str = ""
-    suffix: str = ""
-
-    def __post_init__(self) -> None:
-        marked = with_params(self.destination, {self.click_param: _MARK})
-        self.prefix, _, self.suffix = marked.partition(_MARK)
-
-    def location(self, click_id: str, extra: dict[str, str] | None) -> str:
-        if not extra:
-            return self.prefix + click_id + self.suffix
-        return with_params(self.destination, {self.click_param: click_id, **extra})
-
-
-@dataclass
-class CodeEntry:
-    code: str  # as stored (a vanity code matches whatever its case in the request)
-    participant_id: str
-    program_id: str
-    active: bool  # False once the participant is erased
-    expires: float
-
-
-class RedirectCache:
-    """code -> CodeEntry and program id -> ProgramView, bounded (oldest entries go first).
-    Entries expire after ``ttl_s`` as a backstop; events invalidate them at once."""
-
-    def __init__(self, max_codes: int = 200_000, ttl_s: float = 300.0, miss_ttl_s: float = 5.0):
-        self.max_codes = max_codes
-        self.ttl_s = ttl_s
-        self.miss_ttl_s = miss_ttl_s
-        self.codes: dict[str, CodeEntry | float] = {}  # a float: unknown until that time
-        self.programs: dict[str, ProgramView] = {}
-
-    def put_code(self, code: str, entry: CodeEntry | float) -> None:
-        codes = self.codes
-        if len(codes) >= self.max_codes:
-            # Insertion order: drop the oldest tenth in one go.
-            for stale in list(iter(codes))[: self.max_codes // 10 or 1]:
-                del codes[stale]
-        codes[code] = entry
-
-    def forget_code(self, code: str) -> None:
-        self.codes.pop(code, None)
-
-    def forget_program(self, program_id: str) -> None:
-        self.programs.pop(program_id, None)
-
-    def forget_participant(self, participant_id: str) -> None:
-        for code, entry in list(self.codes.items()):
-            if isinstance(entry, CodeEntry) and entry.participant_id == participant_id:
-                del self.codes[code]
-
-    def clear(self) -> None:
-        self.codes.clear()
-        self.programs.clear()
 
 
 class Redirector:
@@ -335,61 +252,3 @@ def _too_many(retry_after: int) -> Answer:
         ],
         body,
     )
-
-
-class Gateway:
-    """Raw-ASGI front of the FastAPI app: ``GET``/``HEAD /r/{code}`` is answered here, with
-    no framework in the way; every other request goes to FastAPI untouched. ``slot`` holds the
-    redirector once the app has started (None before: then FastAPI's route answers)."""
-
-    def __init__(self, app: Any, slot: Any) -> None:
-        self.app = app
-        self.slot = slot
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            path = scope["path"]
-            redirector = self.slot.redirector
-            if (
-                redirector is not None
-                and path.startswith("/r/")
-                and path.find("/", 3) < 0
-                and ((method := scope["method"]) == "GET" or method == "HEAD")
-            ):
-                answer = redirector.hit(scope)
-                if answer is None:
-                    answer = await redirector.answer_miss(scope)
-                await send({"type": "http.response.start", "status": answer[0],
-                            "headers": answer[1]})  # fmt: skip
-                await send({"type": "http.response.body",
-                            "body": b"" if method == "HEAD" else answer[2]})  # fmt: skip
-                return
-        await self.app(scope, receive, send)
-
-
-@router.get(
-    "/r/{code}",
-    status_code=302,
-    response_class=Response,
-    responses={
-        302: {"description": "To the program destination, with the click id appended"},
-        404: {"description": "Unknown or disabled code (no fallback URL)"},
-        429: {"description": "Too many requests from this address"},
-    },
-    summary="Follow a referral link",
-)
-async def follow(code: str, request: Request) -> Response:
-    """Served by the raw-ASGI :class:`Gateway` in front of FastAPI; this route runs the same
-    code when the app is mounted without it. Query: ``ch`` (share channel) and ``utm_*``."""
-    redirector: Redirector | None = request.app.state.slot.redirector
-    if redirector is None:
-        return Response(status_code=503, headers={"Retry-After": "1"})
-    status, headers, body = await redirector.answer(request.scope)
-    out = Response(body, status_code=status)
-    for name, value in headers:
-        if name != b"content-length":
-            out.headers[name.decode()] = value.decode()
-    return out
-
-
-router.add_api_route("/r/{code}", follow, methods=["HEAD"], include_in_schema=False)

@@ -90,3 +90,31 @@ class BotDetector:
                 self._cache.clear()
             self._cache[user_agent] = answer
         return answer
+
+
+_PREFETCH_HEADERS = (b"purpose", b"sec-purpose", b"x-purpose", b"x-moz")
+
+
+def agent_and_prefetch(headers: list[tuple[bytes, bytes]]) -> tuple[str, bool]:
+    """The request's user agent, and whether the browser said it only prefetches."""
+    user_agent = ""
+    prefetch = False
+    for name, value in headers:
+        if name == b"user-agent":
+            user_agent = value.decode("latin-1")
+        elif name in _PREFETCH_HEADERS and b"prefetch" in value.lower():
+            prefetch = True
+    return user_agent, prefetch
+
+
+def non_attributable_reason(
+    head: bool, prefetch: bool, user_agent: str, bots: BotDetector
+) -> str | None:
+    """Why a click cannot be a person's invite (None if it can)."""
+    if head:
+        return "head"
+    if prefetch:
+        return "prefetch"
+    if bots.is_bot(user_agent):
+        return "bot"
+    return None

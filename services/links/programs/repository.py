@@ -1,8 +1,7 @@
-"""Queries of the links service."""
+"""Queries of programs and their versions."""
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -102,78 +101,15 @@ async def list_versions(
     )
 
 
-async def find_participant(
-    conn: Conn, program_id: UUID, external_user_id: str
-) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT * FROM participants WHERE program_id = $1 AND external_user_id = $2",
-        program_id,
-        external_user_id,
-    )
+async def program_exists(conn: Conn, program_id: UUID) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM programs WHERE id = $1", program_id))
 
 
-async def get_participant(conn: Conn, participant_id: UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM participants WHERE id = $1", participant_id)
-
-
-async def code_taken(conn: Conn, code: str) -> bool:
+async def version_exists(conn: Conn, program_id: UUID, version: int) -> bool:
     return bool(
-        await conn.fetchval("SELECT true FROM participants WHERE lower(code) = lower($1)", code)
-    )
-
-
-async def insert_participant(conn: asyncpg.Connection, values: dict[str, Any]) -> bool:
-    """False when the code is taken (the caller draws another, or refuses a vanity code)."""
-    inserted = await conn.fetchval(
-        "INSERT INTO participants (id, program_id, external_user_id, code, email, name, locale, "
-        "variant, vanity, leaderboard_opt_in, scoreboard_token) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
-        "ON CONFLICT DO NOTHING RETURNING true",
-        values["id"],
-        values["program_id"],
-        values["external_user_id"],
-        values["code"],
-        values["email"],
-        values["name"],
-        values["locale"],
-        values["variant"],
-        values["vanity"],
-        values.get("leaderboard_opt_in", False),
-        # The public scoreboard's secret: 32 random bytes.
-        values.get("scoreboard_token") or secrets.token_urlsafe(32),
-    )
-    return bool(inserted)
-
-
-async def erase_participant(
-    conn: asyncpg.Connection, participant_id: UUID
-) -> asyncpg.Record | None:
-    """Drop the personal data; the code stays reserved (so nobody can take the link over)
-    but stops working."""
-    return await conn.fetchrow(
-        "UPDATE participants SET email = NULL, name = NULL, "
-        "external_user_id = 'erased:' || id::text, erased_at = now() "
-        "WHERE id = $1 AND erased_at IS NULL RETURNING *",
-        participant_id,
-    )
-
-
-async def resolve_code(pool: Conn, code: str) -> asyncpg.Record | None:
-    """What the redirect needs for a code: one indexed look-up with the version in force and
-    the time until a scheduled version takes over."""
-    return await pool.fetchrow(
-        "SELECT pa.id AS participant_id, pa.program_id, pa.code, pa.erased_at IS NULL AS active, "
-        "       v.status, v.definition, "
-        "       extract(epoch FROM (SELECT min(n.effective_from) FROM program_versions n "
-        "          WHERE n.program_id = pa.program_id AND n.effective_from > now() "
-        "            AND n.version > coalesce(v.version, 0)) - now())::float8 "
-        "         AS seconds_to_next_version "
-        "FROM participants pa "
-        "LEFT JOIN LATERAL ("
-        "  SELECT version, status, definition FROM program_versions "
-        "  WHERE program_id = pa.program_id AND effective_from <= now() "
-        "  ORDER BY version DESC LIMIT 1"
-        ") v ON true "
-        "WHERE lower(pa.code) = lower($1)",
-        code,
+        await conn.fetchval(
+            "SELECT true FROM program_versions WHERE program_id = $1 AND version = $2",
+            program_id,
+            version,
+        )
     )

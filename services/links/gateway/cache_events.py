@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter
 
-from services.links.redirect import RedirectCache
+from services.links.gateway.cache import RedirectCache
 from shared.aio import sleep_unless
 from shared.contracts import ParticipantEnrolled, ParticipantErased, ProgramPublished
 

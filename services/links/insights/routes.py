@@ -4,7 +4,7 @@ the CSV exports."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -12,8 +12,9 @@ import asyncpg
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from services.links.analytics import nps, queries
-from services.links.analytics.models import (
+from services.links.gateway.cache import forget_code
+from services.links.insights import exports, nps, reports, scoreboards
+from services.links.insights.models import (
     ExperimentReport,
     LeaderboardRow,
     NpsAnswer,
@@ -22,7 +23,9 @@ from services.links.analytics.models import (
     ProgramAnalytics,
     Scoreboard,
 )
-from services.links.api import forget_code
+from services.links.insights.ranges import date_range
+from services.links.programs import repository as programs
+from services.links.programs.use_cases import program_not_found
 from shared.http.auth import require_program_access
 from shared.http.idempotency import run_idempotent
 from shared.http.problems import Problem
@@ -30,34 +33,10 @@ from shared.service import runtime_of
 
 router = APIRouter(prefix="/v1", tags=["analytics"])
 
-DEFAULT_DAYS = 30
-MAX_DAYS = 731
-# Days outside these years are refused rather than overflowing date arithmetic.
-EARLIEST = date(1970, 1, 1)
-LATEST = date(2999, 12, 31)
-
-
-def date_range(since: date | None, until: date | None) -> tuple[date, date]:
-    """Whole UTC days; by default the last 30 days up to today."""
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and not EARLIEST <= value <= LATEST:
-            raise Problem(
-                422, "invalid-range", f"{name} must be between {EARLIEST} and {LATEST}", field=name
-            )
-    until = until or datetime.now(UTC).date()
-    since = since or max(EARLIEST, until - timedelta(days=DEFAULT_DAYS - 1))
-    if since > until:
-        raise Problem(422, "invalid-range", "since must not be after until", field="since")
-    if (until - since).days >= MAX_DAYS:
-        raise Problem(
-            422, "range-too-long", f"A range covers at most {MAX_DAYS} days", field="since"
-        )
-    return since, until
-
 
 async def _program_exists(pool: asyncpg.Pool, program_id: UUID) -> None:
-    if await pool.fetchval("SELECT true FROM programs WHERE id = $1", program_id) is None:
-        raise Problem(404, "program-not-found", f"No program {program_id}", field="program_id")
+    if not await programs.program_exists(pool, program_id):
+        raise program_not_found(program_id)
 
 
 # Public by design (the token is the key); listed as such in tests/unit/test_api_auth.py.
@@ -66,7 +45,7 @@ async def get_scoreboard(token: str, request: Request) -> Any:
     """A participant's scoreboard (public: the unguessable token in their scoreboard URL is
     the key)."""
     rt = runtime_of(request)
-    board = await queries.scoreboard(
+    board = await scoreboards.scoreboard(
         rt.pool,
         token,
         base_url=rt.settings.public_base_url,  # type: ignore[attr-defined]
@@ -86,7 +65,7 @@ async def get_leaderboard(
 ) -> Any:
     rt = runtime_of(request)
     await _program_exists(rt.pool, program_id)
-    return await queries.leaderboard(rt.pool, program_id, limit=limit)
+    return await scoreboards.leaderboard(rt.pool, program_id, limit=limit)
 
 
 @router.get(
@@ -105,7 +84,7 @@ async def get_analytics(
     await _program_exists(rt.pool, program_id)
     async with rt.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
         # One snapshot, so that the funnel and the daily series agree.
-        return await queries.program_analytics(conn, program_id, since, until)
+        return await reports.program_analytics(conn, program_id, since, until)
 
 
 @router.get(
@@ -122,14 +101,10 @@ async def get_experiments(
 ) -> Any:
     rt = runtime_of(request)
     await _program_exists(rt.pool, program_id)
-    if version is not None and not await rt.pool.fetchval(
-        "SELECT true FROM program_versions WHERE program_id = $1 AND version = $2",
-        program_id,
-        version,
-    ):
+    if version is not None and not await programs.version_exists(rt.pool, program_id, version):
         raise Problem(404, "version-not-found", f"No version {version}", field="version")
     async with rt.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-        return await queries.experiment_report(conn, program_id, version)
+        return await reports.experiment_report(conn, program_id, version)
 
 
 @router.post(
@@ -148,10 +123,11 @@ async def post_nps(
     """Record a customer's 0-10 answer. With ``links.invite_promoters`` in the program, a
     promoter (9-10) who is not a participant is enrolled and gets the welcome."""
     rt = runtime_of(request)
+    base_url = rt.settings.public_base_url  # type: ignore[attr-defined]
     enrolled: list[str] = []
 
     async def effect(conn: asyncpg.Connection) -> tuple[int, dict[str, Any]]:
-        status, out, code = await nps.record_answer(conn, rt, program_id, body)
+        status, out, code = await nps.record_answer(conn, base_url, program_id, body)
         if code is not None:
             enrolled.append(code)
         return status, out
@@ -164,7 +140,7 @@ async def post_nps(
         effect=effect,
     )
     for code in enrolled:
-        forget_code(request, code)
+        forget_code(request.app.state, code)
     return response
 
 
@@ -182,19 +158,18 @@ async def get_nps(
     rt = runtime_of(request)
     since, until = date_range(since, until)
     await _program_exists(rt.pool, program_id)
-    return await queries.nps_report(rt.pool, program_id, since, until)
+    return await reports.nps_report(rt.pool, program_id, since, until)
 
 
 async def csv_response(request: Request, program_id: UUID, kind: str) -> StreamingResponse:
     """A streamed CSV export (``referrals`` or ``rewards``); the connection is held while the
-    body streams. Also used by the console's export links."""
+    body streams."""
     rt = runtime_of(request)
     await _program_exists(rt.pool, program_id)
-    export = queries.export_referrals_csv if kind == "referrals" else queries.export_rewards_csv
 
     async def body() -> Any:
         async with rt.pool.acquire() as conn:
-            async for chunk in export(conn, program_id):
+            async for chunk in exports.export_csv(conn, kind, program_id):
                 yield chunk
 
     return StreamingResponse(

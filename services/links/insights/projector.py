@@ -18,6 +18,7 @@ from uuid import UUID
 
 import asyncpg
 
+from services.links.insights import projection_repository as rm
 from shared.contracts import (
     LinkClicked,
     LinkShared,
@@ -39,157 +40,29 @@ from shared.messaging.batch import BatchConsumer
 from shared.messaging.consumer import Handler
 from shared.messaging.envelope import Envelope
 
-# How each column merges an existing value with a newly seen one.
-_MERGE = {
-    "first": "coalesce({t}.{c}, EXCLUDED.{c})",
-    "earliest": "least({t}.{c}, EXCLUDED.{c})",
-    "greatest": "greatest({t}.{c}, EXCLUDED.{c})",
-    "union": "ARRAY(SELECT DISTINCT x FROM unnest({t}.{c} || EXCLUDED.{c}) AS x ORDER BY x)",
-    "sum": "{t}.{c} + EXCLUDED.{c}",
-}
-
-
-def _upsert(table: str, key: tuple[str, ...], columns: dict[str, str]) -> str:
-    """INSERT of ``key`` + ``columns`` (in that order, as $1..$n) that merges on conflict."""
-    names = [*key, *columns]
-    params = ", ".join(f"${i}" for i in range(1, len(names) + 1))
-    merges = ", ".join(
-        f"{col} = " + _MERGE[how].format(t=table, c=col) for col, how in columns.items()
-    )
-    return (
-        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({params}) "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {merges}"
-    )
-
-
-_PARTICIPANT = _upsert(
-    "rm_participants",
-    ("participant_id",),
-    {"program_id": "first", "variant": "first", "enrolled_at": "earliest", "erased_at": "earliest"},
-)
-_SHARE = (
-    "INSERT INTO rm_shares (share_id, program_id, participant_id, channel, shared_at) "
-    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
-)
-_REFERRAL = _upsert(
-    "rm_referrals",
-    ("referral_id",),
-    {
-        "program_id": "first",
-        "referrer_id": "first",
-        "referee_customer_id": "first",
-        "variant": "first",
-        "signed_up_at": "earliest",
-        "flagged_at": "earliest",
-        "flag_rules": "union",
-        "rejected_at": "earliest",
-        "reject_rules": "union",
-    },
-)
-_CONVERSION = _upsert(
-    "rm_conversions",
-    ("conversion_id",),
-    {
-        "referral_id": "first",
-        "program_id": "first",
-        "referrer_id": "first",
-        "order_amount": "first",
-        "currency": "first",
-        "converted_at": "earliest",
-        "program_version": "first",
-        "variant": "first",
-        "sequence": "greatest",
-        "refunded": "sum",
-        "reversed_at": "earliest",
-    },
-)
-_REWARD = _upsert(
-    "rm_rewards",
-    ("reward_id",),
-    {
-        "program_id": "first",
-        "referrer_id": "first",
-        "conversion_id": "first",
-        "referral_id": "first",
-        "program_version": "first",
-        "side": "first",
-        "recipient": "first",
-        "unit": "first",
-        "amount": "first",
-        "initial_status": "first",
-        "created_at": "earliest",
-        "available_at": "earliest",
-        "issued_amount": "first",
-        "issued_at": "earliest",
-        "reversed_amount": "greatest",
-        "reversal_kind": "greatest",
-        "reversed_at": "earliest",
-        "failure_reason": "greatest",
-        "failed_at": "earliest",
-        "variant": "first",
-        "rule": "first",
-        "perk": "first",
-    },
-)
-_MILESTONE = _upsert(
-    "rm_milestones",
-    ("program_id", "referrer_id", "threshold"),
-    {"reached_at": "earliest", "reward_id": "first", "perk": "first", "amount": "first",
-     "unit": "first"},
-)  # fmt: skip
-_CLICKS = (
-    "INSERT INTO rm_clicks_daily (participant_id, day, program_id, clicks, attributable, "
-    "invites) SELECT * FROM unnest($1::uuid[], $2::date[], $3::uuid[], $4::bigint[], "
-    "$5::bigint[], $6::bigint[]) "
-    "ON CONFLICT (participant_id, day) DO UPDATE SET "
-    "clicks = rm_clicks_daily.clicks + EXCLUDED.clicks, "
-    "attributable = rm_clicks_daily.attributable + EXCLUDED.attributable, "
-    "invites = rm_clicks_daily.invites + EXCLUDED.invites"
-)
-_ERASED = "SELECT erased_at IS NOT NULL FROM rm_participants WHERE participant_id = $1"
-
-_REFERRAL_COLUMNS = (
-    "program_id", "referrer_id", "referee_customer_id", "variant", "signed_up_at",
-    "flagged_at", "flag_rules", "rejected_at", "reject_rules",
-)  # fmt: skip
-_CONVERSION_COLUMNS = (
-    "referral_id", "program_id", "referrer_id", "order_amount", "currency", "converted_at",
-    "program_version", "variant", "sequence", "refunded", "reversed_at",
-)  # fmt: skip
-_REWARD_COLUMNS = (
-    "program_id", "referrer_id", "conversion_id", "referral_id", "program_version", "side",
-    "recipient", "unit", "amount", "initial_status", "created_at", "available_at",
-    "issued_amount", "issued_at", "reversed_amount", "reversal_kind", "reversed_at",
-    "failure_reason", "failed_at", "variant", "rule", "perk",
-)  # fmt: skip
-
-
-async def _referrer_erased(conn: asyncpg.Connection, referrer_id: UUID) -> bool:
-    return bool(await conn.fetchval(_ERASED, referrer_id))
-
 
 async def _referral(conn: asyncpg.Connection, referral_id: UUID, **facts: Any) -> None:
     facts.setdefault("flag_rules", [])
     facts.setdefault("reject_rules", [])
-    if facts.get("referee_customer_id") and await _referrer_erased(conn, facts["referrer_id"]):
+    if facts.get("referee_customer_id") and await rm.referrer_erased(conn, facts["referrer_id"]):
         facts["referee_customer_id"] = None  # the erasure came first
-    await conn.execute(_REFERRAL, referral_id, *(facts.get(c) for c in _REFERRAL_COLUMNS))
+    await rm.upsert_referral(conn, referral_id, facts)
 
 
 async def _conversion(conn: asyncpg.Connection, conversion_id: UUID, **facts: Any) -> None:
     facts.setdefault("sequence", 1)
     facts.setdefault("refunded", 0)
-    await conn.execute(_CONVERSION, conversion_id, *(facts.get(c) for c in _CONVERSION_COLUMNS))
+    await rm.upsert_conversion(conn, conversion_id, facts)
 
 
 async def _reward(conn: asyncpg.Connection, reward_id: UUID, **facts: Any) -> None:
     if (
         facts.get("side") == "referee"
         and facts.get("recipient")
-        and await _referrer_erased(conn, facts["referrer_id"])
+        and await rm.referrer_erased(conn, facts["referrer_id"])
     ):
         facts["recipient"] = None  # a referee's id is not kept once the referrer is erased
-    await conn.execute(_REWARD, reward_id, *(facts.get(c) for c in _REWARD_COLUMNS))
+    await rm.upsert_reward(conn, reward_id, facts)
 
 
 def rule_names(rules: list[RuleOutcome], action: str) -> list[str]:
@@ -200,26 +73,19 @@ def rule_names(rules: list[RuleOutcome], action: str) -> list[str]:
 
 
 async def on_enrolled(conn: asyncpg.Connection, ev: ParticipantEnrolled, _: Envelope) -> None:
-    await conn.execute(
-        _PARTICIPANT, ev.participant_id, ev.program_id, ev.variant, ev.enrolled_at, None
+    await rm.upsert_participant(
+        conn, ev.participant_id, ev.program_id, ev.variant, ev.enrolled_at, None
     )
 
 
 async def on_erased(conn: asyncpg.Connection, ev: ParticipantErased, _: Envelope) -> None:
-    await conn.execute(_PARTICIPANT, ev.participant_id, ev.program_id, None, None, ev.erased_at)
-    await conn.execute(
-        "UPDATE rm_referrals SET referee_customer_id = NULL WHERE referrer_id = $1",
-        ev.participant_id,
-    )
-    await conn.execute(
-        "UPDATE rm_rewards SET recipient = NULL WHERE referrer_id = $1 AND side = 'referee'",
-        ev.participant_id,
-    )
+    await rm.upsert_participant(conn, ev.participant_id, ev.program_id, None, None, ev.erased_at)
+    await rm.forget_referees_of(conn, ev.participant_id)
 
 
 async def on_shared(conn: asyncpg.Connection, ev: LinkShared, _: Envelope) -> None:
-    await conn.execute(
-        _SHARE, ev.share_id, ev.program_id, ev.participant_id, ev.channel, ev.shared_at
+    await rm.insert_share(
+        conn, ev.share_id, ev.program_id, ev.participant_id, ev.channel, ev.shared_at
     )
 
 
@@ -369,8 +235,8 @@ async def on_reward_failed(conn: asyncpg.Connection, ev: RewardFailed, _: Envelo
 
 
 async def on_milestone(conn: asyncpg.Connection, ev: MilestoneReached, _: Envelope) -> None:
-    await conn.execute(
-        _MILESTONE,
+    await rm.upsert_milestone(
+        conn,
         ev.program_id,
         ev.referrer_id,
         ev.threshold,
@@ -422,9 +288,7 @@ def click_counts(
 async def count_clicks(conn: asyncpg.Connection, clicks: list[LinkClicked]) -> None:
     # Sorted, so that two instances during a rebalance lock rows in the same order.
     counts = sorted(click_counts(clicks).items(), key=lambda kv: (str(kv[0][0]), kv[0][1]))
-    if counts:
-        columns = list(zip(*((p, d, *rest) for (p, d), rest in counts), strict=True))
-        await conn.execute(_CLICKS, *(list(c) for c in columns))
+    await rm.add_daily_clicks(conn, [(p, d, *rest) for (p, d), rest in counts])
 
 
 class ClickCounter(BatchConsumer):

@@ -3,14 +3,12 @@ code the company chooses, checked here."""
 
 from __future__ import annotations
 
-import math
 import re
 import secrets
 
 # Crockford-style alphabet without 0/O, 1/I/L and U.
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
-CODE_LENGTH = 10
-ENTROPY_BITS = CODE_LENGTH * math.log2(len(ALPHABET))  # about 49 bits
+CODE_LENGTH = 10  # about 49 bits
 MIN_CODE_LENGTH = 9  # 9 characters of this alphabet are 44 bits: never below 40
 
 # What may appear after /r/ at all: anything else is a 404 without a database query.
