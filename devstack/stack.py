@@ -141,7 +141,8 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
         }
         if self.embedded_broker:
-            # DESIGN.md §7: no InitProducerId, and long polls are not woken by new data.
+            # Tansu (the embedded broker) fails InitProducerId, so no idempotent producer, and
+            # does not wake long polls on new data, so a short fetch wait keeps latency low.
             env.setdefault("KAFKA_ENABLE_IDEMPOTENCE", "false")
             env.setdefault("KAFKA_FETCH_MAX_WAIT_MS", "15")
             # The count Tansu gives the topics it recreates after a restart (embedded.py).
