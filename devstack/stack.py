@@ -178,7 +178,7 @@ class Stack:
     async def restart_broker(self) -> None:
         """Crash the embedded broker and start an empty one on the same port, then recreate
         the topics. Running services reconnect by themselves; what the old broker held is gone
-        (recovery: ``shared.messaging.replay``, see docs/operations.md)."""
+        (recovery: ``shared.messaging.republish``, see docs/operations.md)."""
         if self.broker is None:
             raise RuntimeError("only the embedded broker can be restarted")
         await asyncio.to_thread(self.broker.restart)
