@@ -23,11 +23,12 @@ from shared.messaging.relay import OutboxRelay
 from shared.messaging.republish import mark_unsent_since, republish_since
 from shared.service import start_producer
 from shared.settings import ServiceSettings
+from tests.factories import api_key_issued
 from tests.integration.kafka_helpers import count, migrated, read_topic, running, wait_for
 from tests.integration.test_consumer import TOPIC, _consumer, _processed, _send
 from tests.integration.test_consumer import _setup as consumer_setup
 from tests.integration.test_outbox_relay import _setup as relay_setup
-from tests.integration.test_outbox_relay import _unsent_is_zero, key_event
+from tests.integration.test_outbox_relay import _unsent_is_zero
 
 
 async def test_events_sent_since_a_time_are_published_again(settings: ServiceSettings) -> None:
@@ -36,12 +37,12 @@ async def test_events_sent_since_a_time_are_published_again(settings: ServiceSet
         relay = OutboxRelay(dsn=settings.database_url, producer=producer, poll_interval_s=0.1)
         async with running(relay.run):
             async with pool.acquire() as conn, conn.transaction():
-                early = [await enqueue(conn, key_event(), source="/t") for _ in range(3)]
+                early = [await enqueue(conn, api_key_issued(), source="/t") for _ in range(3)]
             await wait_for(lambda: _unsent_is_zero(pool))
             await asyncio.sleep(0.05)
             since = datetime.now(UTC)
             async with pool.acquire() as conn, conn.transaction():
-                late = [await enqueue(conn, key_event(), source="/t") for _ in range(2)]
+                late = [await enqueue(conn, api_key_issued(), source="/t") for _ in range(2)]
             await wait_for(lambda: _unsent_is_zero(pool))
 
             conn = await connect(settings.database_url)
@@ -71,7 +72,7 @@ async def test_a_fixed_dead_letter_is_resent_once_and_applied_once(
                 raise RuntimeError("bug in the handler")
             await conn.execute("INSERT INTO effects (key_id) VALUES ($1)", ev.key_id)
 
-        env = envelope_for(key_event(), "/t")
+        env = envelope_for(api_key_issued(), "/t")
         await _send(producer, env)
         consumer = _consumer(settings, pool, producer, handler)
         async with running(consumer.run):
@@ -148,7 +149,7 @@ async def test_after_the_broker_lost_its_log_republishing_recreates_topics_and_s
         relay = OutboxRelay(dsn=settings.database_url, producer=producer, poll_interval_s=0.1)
         async with running(relay.run):
             async with pool.acquire() as conn, conn.transaction():
-                sent = [await enqueue(conn, key_event(), source="/t") for _ in range(3)]
+                sent = [await enqueue(conn, api_key_issued(), source="/t") for _ in range(3)]
             await wait_for(lambda: _unsent_is_zero(pool))
 
             restarted_at = datetime.now(UTC)
