@@ -25,10 +25,10 @@ from shared.service import start_producer
 from shared.settings import ServiceSettings
 from tests.factories import api_key_issued
 from tests.integration.kafka_helpers import count, migrated, read_topic, running, wait_for
-from tests.integration.test_consumer import TOPIC, _consumer, _processed, _send
-from tests.integration.test_consumer import _setup as consumer_setup
-from tests.integration.test_outbox_relay import _setup as relay_setup
-from tests.integration.test_outbox_relay import _unsent_is_zero
+from tests.integration.test_shared_consumer import TOPIC, _consumer, _processed, _send
+from tests.integration.test_shared_consumer import _setup as consumer_setup
+from tests.integration.test_shared_outbox_relay import _setup as relay_setup
+from tests.integration.test_shared_outbox_relay import _unsent_is_zero
 
 
 async def test_events_sent_since_a_time_are_published_again(settings: ServiceSettings) -> None:
