@@ -55,7 +55,7 @@ async def track_conversion(
         conn, program_id, body.order_id, signup_row["id"], now
     )
     if context["existing"] is not None:
-        existing = await referrals.get_conversion(conn, program_id, body.order_id)
+        existing = await referrals.conversion_of_order(conn, program_id, body.order_id)
         if existing["signup_id"] != signup_row["id"]:
             raise Problem(
                 409,
@@ -123,12 +123,12 @@ def _refund_out(refund: Any, conversion: Any, refunded_total: int) -> dict[str, 
 async def track_refund(
     conn: asyncpg.Connection, program_id: UUID, body: RefundIn, now: datetime
 ) -> tuple[int, dict[str, Any]]:
-    conversion_row = await referrals.get_conversion(conn, program_id, body.order_id, lock=True)
+    conversion_row = await referrals.conversion_of_order(conn, program_id, body.order_id, lock=True)
     if conversion_row is None:
         raise Problem(
             422, "unknown-order", "No conversion was tracked for this order", field="order_id"
         )
-    existing = await referrals.get_refund(conn, program_id, body.refund_id)
+    existing = await referrals.refund_in_program(conn, program_id, body.refund_id)
     if existing is not None:
         if existing["conversion_id"] != conversion_row["id"] or (
             body.amount is not None and body.amount != existing["amount"]

@@ -62,7 +62,7 @@ async def referral_view(conn: asyncpg.Connection, row: Any) -> dict[str, Any]:
 
 async def referral(pool: asyncpg.Pool, program_id: UUID, referral_id: UUID) -> dict[str, Any]:
     async with pool.acquire() as conn:
-        row = await referrals.signup_by_id(conn, program_id, referral_id)
+        row = await referrals.signup_in_program(conn, program_id, referral_id)
         if row is None:
             raise Problem(404, "referral-not-found", "No such referral", field="referral_id")
         return await referral_view(conn, row)

@@ -32,7 +32,7 @@ async def review(
 ) -> dict[str, Any]:
     """Approve or reject a flagged referral in one transaction; the referral as it is now."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await referrals.signup_by_id(conn, program_id, referral_id, lock=True)
+        row = await referrals.signup_in_program(conn, program_id, referral_id, lock=True)
         if row is None:
             raise Problem(404, "referral-not-found", "No such referral", field="referral_id")
         if row["status"] != "flagged":

@@ -81,7 +81,7 @@ async def track_signup(
     conn: asyncpg.Connection, program_id: UUID, body: SignupIn, hasher: Hasher, now: datetime
 ) -> tuple[int, dict[str, Any]]:
     """201 with the decision; 200 with the first result when the customer is known already."""
-    existing = await referrals.get_signup(conn, program_id, body.customer_id)
+    existing = await referrals.signup_of_customer(conn, program_id, body.customer_id)
     if existing is not None:
         return 200, await signup_out(conn, existing)
     version, attribution, fraud_policy = await inputs.policies_in_force(conn, program_id, now)
@@ -149,7 +149,7 @@ async def track_signup(
     if not await referrals.insert_signup(conn, values):
         # A concurrent request for the same customer won; answer with its result.
         return 200, await signup_out(
-            conn, await referrals.get_signup(conn, program_id, body.customer_id)
+            conn, await referrals.signup_of_customer(conn, program_id, body.customer_id)
         )
     if candidate is None:
         return 201, await signup_out(conn, values, rules=[])

@@ -113,18 +113,15 @@ async def decision(
     return await conn.fetchrow("SELECT * FROM fraud_decisions WHERE signup_id = $1", signup_id)
 
 
-async def get_signup(
-    conn: asyncpg.Connection, program_id: UUID, customer_id: str, *, lock: bool = False
+async def signup_of_customer(
+    conn: asyncpg.Connection, program_id: UUID, customer_id: str
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "SELECT * FROM signups WHERE program_id = $1 AND customer_id = $2"
-        + (" FOR UPDATE" if lock else ""),
-        program_id,
-        customer_id,
+        "SELECT * FROM signups WHERE program_id = $1 AND customer_id = $2", program_id, customer_id
     )
 
 
-async def signup_by_id(
+async def signup_in_program(
     conn: asyncpg.Connection | asyncpg.Pool,
     program_id: UUID,
     signup_id: UUID,
@@ -160,7 +157,7 @@ async def set_status(
     )
 
 
-async def get_conversion(
+async def conversion_of_order(
     conn: asyncpg.Connection, program_id: UUID, order_id: str, *, lock: bool = False
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(
@@ -268,7 +265,7 @@ async def insert_conversion_with_event(
     return bool(inserted)
 
 
-async def get_refund(
+async def refund_in_program(
     conn: asyncpg.Connection, program_id: UUID, refund_id: str
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(
