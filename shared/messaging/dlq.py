@@ -1,5 +1,4 @@
-"""Dead-letter topics: what a consumer sends there, and how an operator looks at what failed
-and sends it back once fixed.
+"""Dead-letter topics: send a message there, show what failed, resend it once fixed.
 
 A consumer hands a message it gives up on to ``send_to_dlq``: the original key, value and
 headers go to ``<topic>.dlq`` with ``dlq_*`` headers saying who failed, where and why.
