@@ -1,5 +1,5 @@
-"""Recovery tools against the real broker: outbox replay since a time (also after the broker
-lost its whole log), and DLQ replay."""
+"""Recovery tools against the real broker: re-publishing the outbox since a time (also after
+the broker lost its whole log), and re-sending dead letters."""
 
 from __future__ import annotations
 
@@ -15,20 +15,20 @@ from aiokafka.admin import AIOKafkaAdminClient
 from devstack.embedded import AUTO_CREATED_PARTITIONS, EmbeddedBroker, free_port
 from shared.contracts import ApiKeyIssued, ReferralConverted
 from shared.db import connect, create_pool
-from shared.messaging import replay as outbox_replay
-from shared.messaging.dlq import replay, show
+from shared.messaging.dlq import resend, show
 from shared.messaging.envelope import Envelope
 from shared.messaging.outbox import enqueue, envelope_for
 from shared.messaging.producer import all_topics, ensure_topics
 from shared.messaging.relay import OutboxRelay
-from shared.messaging.replay import mark_for_replay
+from shared.messaging.republish import mark_unsent_since, republish_since
 from shared.service import start_producer
 from shared.settings import ServiceSettings
+from tests.factories import api_key_issued
 from tests.integration.kafka_helpers import count, migrated, read_topic, running, wait_for
-from tests.integration.test_consumer import TOPIC, _consumer, _processed, _send
-from tests.integration.test_consumer import _setup as consumer_setup
-from tests.integration.test_outbox_relay import _setup as relay_setup
-from tests.integration.test_outbox_relay import _unsent_is_zero, key_event
+from tests.integration.test_shared_consumer import TOPIC, _consumer, _processed, _send
+from tests.integration.test_shared_consumer import _setup as consumer_setup
+from tests.integration.test_shared_outbox_relay import _setup as relay_setup
+from tests.integration.test_shared_outbox_relay import _unsent_is_zero
 
 
 async def test_events_sent_since_a_time_are_published_again(settings: ServiceSettings) -> None:
@@ -37,18 +37,18 @@ async def test_events_sent_since_a_time_are_published_again(settings: ServiceSet
         relay = OutboxRelay(dsn=settings.database_url, producer=producer, poll_interval_s=0.1)
         async with running(relay.run):
             async with pool.acquire() as conn, conn.transaction():
-                early = [await enqueue(conn, key_event(), source="/t") for _ in range(3)]
+                early = [await enqueue(conn, api_key_issued(), source="/t") for _ in range(3)]
             await wait_for(lambda: _unsent_is_zero(pool))
             await asyncio.sleep(0.05)
             since = datetime.now(UTC)
             async with pool.acquire() as conn, conn.transaction():
-                late = [await enqueue(conn, key_event(), source="/t") for _ in range(2)]
+                late = [await enqueue(conn, api_key_issued(), source="/t") for _ in range(2)]
             await wait_for(lambda: _unsent_is_zero(pool))
 
             conn = await connect(settings.database_url)
             try:
-                assert await mark_for_replay(conn, since, ["other.topic"]) == 0
-                assert await mark_for_replay(conn, since, [ApiKeyIssued.TOPIC]) == 2
+                assert await mark_unsent_since(conn, since, ["other.topic"]) == 0
+                assert await mark_unsent_since(conn, since, [ApiKeyIssued.TOPIC]) == 2
             finally:
                 await conn.close()
             await wait_for(lambda: _unsent_is_zero(pool))
@@ -60,7 +60,7 @@ async def test_events_sent_since_a_time_are_published_again(settings: ServiceSet
         await pool.close()
 
 
-async def test_a_fixed_dead_letter_is_replayed_once_and_applied_once(
+async def test_a_fixed_dead_letter_is_resent_once_and_applied_once(
     settings: ServiceSettings,
 ) -> None:
     pool, producer = await consumer_setup(settings)
@@ -72,7 +72,7 @@ async def test_a_fixed_dead_letter_is_replayed_once_and_applied_once(
                 raise RuntimeError("bug in the handler")
             await conn.execute("INSERT INTO effects (key_id) VALUES ($1)", ev.key_id)
 
-        env = envelope_for(key_event(), "/t")
+        env = envelope_for(api_key_issued(), "/t")
         await _send(producer, env)
         consumer = _consumer(settings, pool, producer, handler)
         async with running(consumer.run):
@@ -81,13 +81,13 @@ async def test_a_fixed_dead_letter_is_replayed_once_and_applied_once(
             assert letter["consumer"] == "test"
 
             broken["on"] = False  # the fix is deployed
-            assert await replay(settings, TOPIC, consumer_name="someone-else") == 0
-            assert await replay(settings, TOPIC, consumer_name="test") == 1
+            assert await resend(settings, TOPIC, consumer_name="someone-else") == 0
+            assert await resend(settings, TOPIC, consumer_name="test") == 1
             await wait_for(lambda: _processed(pool, 1))
-            assert await replay(settings, TOPIC, consumer_name="test") == 0  # once only
+            assert await resend(settings, TOPIC, consumer_name="test") == 0  # once only
         assert await count(pool, "SELECT count(*) FROM effects") == 1
-        # An unfiltered replay sends it again; the inbox makes that harmless.
-        assert await replay(settings, TOPIC) == 1
+        # An unfiltered resend sends it again; the inbox makes that harmless.
+        assert await resend(settings, TOPIC) == 1
         async with running(consumer.run):
             await asyncio.sleep(1.0)
         assert await count(pool, "SELECT count(*) FROM effects") == 1
@@ -131,7 +131,7 @@ async def test_the_embedded_broker_recreates_topics_with_the_stacks_partition_co
 
 
 @embedded_only
-async def test_after_the_broker_lost_its_log_replay_recreates_topics_and_republishes(
+async def test_after_the_broker_lost_its_log_republishing_recreates_topics_and_sends_again(
     settings: ServiceSettings,
 ) -> None:
     broker = EmbeddedBroker(free_port())
@@ -149,7 +149,7 @@ async def test_after_the_broker_lost_its_log_replay_recreates_topics_and_republi
         relay = OutboxRelay(dsn=settings.database_url, producer=producer, poll_interval_s=0.1)
         async with running(relay.run):
             async with pool.acquire() as conn, conn.transaction():
-                sent = [await enqueue(conn, key_event(), source="/t") for _ in range(3)]
+                sent = [await enqueue(conn, api_key_issued(), source="/t") for _ in range(3)]
             await wait_for(lambda: _unsent_is_zero(pool))
 
             restarted_at = datetime.now(UTC)
@@ -157,7 +157,7 @@ async def test_after_the_broker_lost_its_log_replay_recreates_topics_and_republi
             assert await read_topic(settings, ApiKeyIssued.TOPIC, expect=1, timeout_s=2) == []
 
             since = restarted_at - timedelta(seconds=60)
-            created, handed_back = await outbox_replay.replay(settings, since)
+            created, handed_back = await republish_since(settings, since)
             assert handed_back == 3
             assert ReferralConverted.TOPIC in created  # nobody had asked for it since
             counts = await _partition_counts(settings.kafka_bootstrap_servers)

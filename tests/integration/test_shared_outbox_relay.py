@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,16 +19,8 @@ from shared.messaging.producer import ensure_topics
 from shared.messaging.relay import OutboxRelay
 from shared.service import start_producer
 from shared.settings import ServiceSettings
+from tests.factories import api_key_issued
 from tests.integration.kafka_helpers import count, migrated, read_topic, running, wait_for
-
-
-def key_event(program_id: uuid.UUID | None = None) -> ApiKeyIssued:
-    return ApiKeyIssued(
-        key_id=uuid.uuid4().hex[:12],
-        program_id=program_id or uuid.uuid4(),
-        key_hash="0" * 64,
-        created_at=datetime.now(UTC),
-    )
 
 
 async def _setup(settings: ServiceSettings) -> Any:
@@ -47,10 +38,10 @@ async def test_committed_events_are_published_in_order_and_rolled_back_ones_neve
         sent_ids = []
         for _ in range(20):
             async with pool.acquire() as conn, conn.transaction():
-                sent_ids.append(await enqueue(conn, key_event(program), source="/test"))
+                sent_ids.append(await enqueue(conn, api_key_issued(program), source="/test"))
         with pytest.raises(RuntimeError):
             async with pool.acquire() as conn, conn.transaction():
-                await enqueue(conn, key_event(program), source="/test")
+                await enqueue(conn, api_key_issued(program), source="/test")
                 raise RuntimeError("business change failed")
 
         relay = OutboxRelay(
@@ -92,7 +83,7 @@ async def test_relay_stopped_mid_batch_and_restarted_loses_nothing(
         expected = []
         async with pool.acquire() as conn, conn.transaction():
             for _ in range(50):
-                expected.append(await enqueue(conn, key_event(), source="/test"))
+                expected.append(await enqueue(conn, api_key_issued(), source="/test"))
 
         broken = OutboxRelay(
             dsn=settings.database_url, producer=FlakyProducer(producer, 30), batch_size=50
@@ -119,7 +110,7 @@ async def test_relay_cancelled_mid_send_loses_nothing(settings: ServiceSettings)
     pool, producer = await _setup(settings)
     try:
         async with pool.acquire() as conn, conn.transaction():
-            expected = [await enqueue(conn, key_event(), source="/test") for _ in range(200)]
+            expected = [await enqueue(conn, api_key_issued(), source="/test") for _ in range(200)]
 
         class SlowProducer:
             async def send(self, *args: Any, **kwargs: Any) -> Any:
@@ -163,7 +154,7 @@ async def test_one_relay_leads_and_a_standby_takes_over(settings: ServiceSetting
         await first_task
         await wait_for(lambda: _true(second.is_leader))
         async with pool.acquire() as conn, conn.transaction():
-            event_id = await enqueue(conn, key_event(), source="/test")
+            event_id = await enqueue(conn, api_key_issued(), source="/test")
         await wait_for(lambda: _unsent_is_zero(pool))
         [record] = await read_topic(settings, ApiKeyIssued.TOPIC, expect=1)
         assert Envelope.from_kafka(record.headers, record.value).id == event_id
@@ -186,7 +177,7 @@ async def test_publish_continues_the_trace_of_the_request(
         tracer = trace.get_tracer("test")
         with tracer.start_as_current_span("POST /v1/programs/{id}/keys") as request_span:
             async with pool.acquire() as conn, conn.transaction():
-                event_id = await enqueue(conn, key_event(), source="/test")
+                event_id = await enqueue(conn, api_key_issued(), source="/test")
         request_ctx = request_span.get_span_context()
 
         relay = OutboxRelay(dsn=settings.database_url, producer=producer, poll_interval_s=0.2)
@@ -223,13 +214,15 @@ async def test_a_batched_block_writes_its_events_in_order_and_only_if_it_succeed
     try:
         async with pool.acquire() as conn, conn.transaction():
             async with batched(conn):
-                ids = [await enqueue(conn, key_event(program), source="/test") for _ in range(5)]
+                ids = [
+                    await enqueue(conn, api_key_issued(program), source="/test") for _ in range(5)
+                ]
                 # Nothing is written until the block ends: one statement for all.
                 assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
-            other = await enqueue(conn, key_event(program), source="/test")  # written at once
+            other = await enqueue(conn, api_key_issued(program), source="/test")  # written at once
         with pytest.raises(RuntimeError):
             async with pool.acquire() as conn, conn.transaction(), batched(conn):
-                await enqueue(conn, key_event(program), source="/test")
+                await enqueue(conn, api_key_issued(program), source="/test")
                 raise RuntimeError("a handler failed")
         rows = await pool.fetch("SELECT event_id FROM outbox ORDER BY id")
         assert [str(r["event_id"]) for r in rows] == [*ids, other]

@@ -1,4 +1,5 @@
-"""Queries of the attribution service."""
+"""Queries of the referrals attribution decides: signups, their fraud decisions, conversions
+and refunds."""
 
 from __future__ import annotations
 
@@ -8,102 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from services.attribution.policy import Click
-from shared.contracts.sections.attribution import AttributionPolicy
-from shared.contracts.sections.fraud import FraudPolicy
 from shared.messaging.outbox import OutboxRow, outbox_insert_from
-
-_CLICK_COLUMNS = (
-    "click_id, program_id, participant_id, clicked_at, attributable, visitor_hash, traceparent"
-)
-
-
-async def get_click(conn: asyncpg.Connection | asyncpg.Pool, click_id: UUID) -> Click | None:
-    row = await conn.fetchrow(f"SELECT {_CLICK_COLUMNS} FROM clicks WHERE click_id = $1", click_id)
-    return Click(**dict(row)) if row else None
-
-
-async def visitor_clicks(
-    conn: asyncpg.Connection, program_id: UUID, visitor_hash: str, since: datetime
-) -> list[Click]:
-    rows = await conn.fetch(
-        f"SELECT {_CLICK_COLUMNS} FROM clicks WHERE program_id = $1 AND visitor_hash = $2 "
-        "AND clicked_at >= $3 ORDER BY clicked_at LIMIT 500",
-        program_id,
-        visitor_hash,
-        since,
-    )
-    return [Click(**dict(r)) for r in rows]
-
-
-async def participant_by_code(conn: asyncpg.Connection, program_id: UUID, code: str) -> UUID | None:
-    """The code as typed, else in upper case (people type codes in lower case)."""
-    return await conn.fetchval(
-        "SELECT participant_id FROM participants WHERE code = ANY($1::text[]) "
-        "AND program_id = $2 ORDER BY code = $3 DESC LIMIT 1",
-        list({code.strip(), code.strip().upper()}),
-        program_id,
-        code.strip(),
-    )
-
-
-async def participant(conn: asyncpg.Connection, participant_id: UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT * FROM participants WHERE participant_id = $1", participant_id
-    )
-
-
-async def versions(conn: asyncpg.Connection, program_id: UUID) -> list[tuple[int, datetime]]:
-    rows = await conn.fetch(
-        "SELECT version, effective_from FROM program_versions WHERE program_id = $1", program_id
-    )
-    return [(r["version"], r["effective_from"]) for r in rows]
-
-
-# Versions are immutable once published, so their parsed sections are kept in the process.
-_POLICIES: dict[tuple[UUID, int], tuple[AttributionPolicy, FraudPolicy]] = {}
-_POLICY_CACHE_SIZE = 4096
-
-
-async def policies_of(
-    conn: asyncpg.Connection, program_id: UUID, version: int
-) -> tuple[AttributionPolicy, FraudPolicy]:
-    """The attribution and fraud sections of one version (defaults for versions written
-    before a field existed)."""
-    key = (program_id, version)
-    cached = _POLICIES.get(key)
-    if cached is not None:
-        return cached
-    definition = await conn.fetchval(
-        "SELECT definition FROM program_versions WHERE program_id = $1 AND version = $2",
-        program_id,
-        version,
-    )
-    definition = definition or {}
-    parsed = (
-        AttributionPolicy.model_validate(definition.get("attribution") or {}),
-        FraudPolicy.model_validate(definition.get("fraud") or {}),
-    )
-    if len(_POLICIES) >= _POLICY_CACHE_SIZE:
-        _POLICIES.clear()
-    _POLICIES[key] = parsed
-    return parsed
-
-
-async def policies_in_force(
-    conn: asyncpg.Connection, program_id: UUID, at: datetime
-) -> tuple[int | None, AttributionPolicy, FraudPolicy]:
-    """The version in force at ``at`` and its attribution and fraud sections (defaults when
-    attribution has not seen the program yet)."""
-    version = await conn.fetchval(
-        "SELECT version FROM program_versions WHERE program_id = $1 "
-        "AND effective_from <= $2 ORDER BY version DESC LIMIT 1",
-        program_id,
-        at,
-    )
-    if version is None:
-        return None, AttributionPolicy(), FraudPolicy()
-    return (version, *await policies_of(conn, program_id, version))
 
 
 async def referrer_fingerprints(
@@ -207,18 +113,15 @@ async def decision(
     return await conn.fetchrow("SELECT * FROM fraud_decisions WHERE signup_id = $1", signup_id)
 
 
-async def get_signup(
-    conn: asyncpg.Connection, program_id: UUID, customer_id: str, *, lock: bool = False
+async def signup_of_customer(
+    conn: asyncpg.Connection, program_id: UUID, customer_id: str
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "SELECT * FROM signups WHERE program_id = $1 AND customer_id = $2"
-        + (" FOR UPDATE" if lock else ""),
-        program_id,
-        customer_id,
+        "SELECT * FROM signups WHERE program_id = $1 AND customer_id = $2", program_id, customer_id
     )
 
 
-async def signup_by_id(
+async def signup_in_program(
     conn: asyncpg.Connection | asyncpg.Pool,
     program_id: UUID,
     signup_id: UUID,
@@ -230,6 +133,10 @@ async def signup_by_id(
         program_id,
         signup_id,
     )
+
+
+async def signup(conn: asyncpg.Connection, signup_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM signups WHERE id = $1", signup_id)
 
 
 async def set_status(
@@ -250,7 +157,7 @@ async def set_status(
     )
 
 
-async def get_conversion(
+async def conversion_of_order(
     conn: asyncpg.Connection, program_id: UUID, order_id: str, *, lock: bool = False
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(
@@ -269,13 +176,13 @@ async def conversions_of(
     )
 
 
-async def earlier_qualifying(conn: asyncpg.Connection, signup_id: UUID) -> list[datetime]:
-    rows = await conn.fetch(
-        "SELECT converted_at FROM conversions WHERE signup_id = $1 AND sequence IS NOT NULL "
-        "ORDER BY sequence",
-        signup_id,
+async def release_held_conversion(
+    conn: asyncpg.Connection, conversion_id: UUID, reason: str
+) -> None:
+    """A conversion held for review is published now, with its final ``reason``."""
+    await conn.execute(
+        "UPDATE conversions SET published = true, reason = $2 WHERE id = $1", conversion_id, reason
     )
-    return [r["converted_at"] for r in rows]
 
 
 async def signup_for_conversion(
@@ -358,7 +265,7 @@ async def insert_conversion_with_event(
     return bool(inserted)
 
 
-async def get_refund(
+async def refund_in_program(
     conn: asyncpg.Connection, program_id: UUID, refund_id: str
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(
@@ -369,4 +276,57 @@ async def get_refund(
 async def refunds_of(conn: asyncpg.Connection, conversion_id: UUID) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT * FROM refunds WHERE conversion_id = $1 ORDER BY refunded_at, id", conversion_id
+    )
+
+
+async def insert_refund(conn: asyncpg.Connection, values: dict[str, Any]) -> bool:
+    """False when the refund id was tracked already."""
+    inserted = await conn.fetchval(
+        "INSERT INTO refunds (id, program_id, refund_id, conversion_id, amount, full_refund, "
+        "published, refunded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+        "ON CONFLICT (program_id, refund_id) DO NOTHING RETURNING true",
+        *(values[c] for c in _REFUND_COLUMNS),
+    )
+    return bool(inserted)
+
+
+_REFUND_COLUMNS = (
+    "id",
+    "program_id",
+    "refund_id",
+    "conversion_id",
+    "amount",
+    "full_refund",
+    "published",
+    "refunded_at",
+)
+
+
+async def set_refunded_amount(conn: asyncpg.Connection, conversion_id: UUID, total: int) -> None:
+    await conn.execute(
+        "UPDATE conversions SET refunded_amount = $2 WHERE id = $1", conversion_id, total
+    )
+
+
+async def mark_refund_published(conn: asyncpg.Connection, refund_id: UUID) -> None:
+    await conn.execute("UPDATE refunds SET published = true WHERE id = $1", refund_id)
+
+
+async def forget_customer(
+    conn: asyncpg.Connection, program_id: UUID, customer_id: str, replacement: str
+) -> None:
+    """Erasure of a customer's own signup(s) in the program: the customer id becomes
+    ``replacement``, every fingerprint hash goes, and so do the inputs of its fraud rules."""
+    own = await conn.fetch(
+        "UPDATE signups SET customer_id = $3, email_hash = NULL, email_domain_hash = NULL, "
+        "ip_hash = NULL, device_hash = NULL, user_agent_hash = NULL "
+        "WHERE program_id = $1 AND customer_id = $2 RETURNING id",
+        program_id,
+        customer_id,
+        replacement,
+    )
+    await conn.execute(
+        "UPDATE fraud_decisions SET rules = (SELECT coalesce(jsonb_agg(x - 'inputs'), "
+        "'[]'::jsonb) FROM jsonb_array_elements(rules) x) WHERE signup_id = ANY($1::uuid[])",
+        [r["id"] for r in own],
     )

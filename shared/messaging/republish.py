@@ -1,8 +1,8 @@
-"""Disaster recovery: re-publish what a service sent since a given time.
+"""Disaster recovery: re-publish every event a service sent since a given time.
 
 Sent outbox rows are kept for the retention period (7 days by default). Marking them unsent
 again hands them back to the relay, which publishes them oldest first, as the first time.
-Every consumer de-duplicates by event id, so a replay is always safe; it is how the platform
+Every consumer de-duplicates by event id, so re-publishing is always safe; it is how the platform
 recovers when a broker loses data.
 
 A broker that lost its data has lost its topics too, and a broker with automatic topic creation
@@ -10,7 +10,7 @@ turned off (as production Kafka should be) refuses the relay's sends until they 
 command first creates every missing topic and DLQ twin (``KAFKA_TOPIC_PARTITIONS`` partitions),
 as the services do when they start. ``--no-create-topics`` skips that (no broker access needed).
 
-Usage: ``python -m shared.messaging.replay --since 2026-11-22T10:00:00Z [--topic T ...]``
+Usage: ``python -m shared.messaging.republish --since 2026-11-22T10:00:00Z [--topic T ...]``
 (uses ``DATABASE_URL`` and ``KAFKA_BOOTSTRAP_SERVERS``; run it for each service whose events
 must be re-sent).
 """
@@ -28,7 +28,7 @@ from shared.messaging.producer import ensure_topics
 from shared.settings import ServiceSettings
 
 
-async def mark_for_replay(
+async def mark_unsent_since(
     conn: asyncpg.Connection, since: datetime, topics: list[str] | None = None
 ) -> int:
     """Hand every event sent at or after ``since`` back to the relay; returns how many."""
@@ -44,7 +44,7 @@ async def mark_for_replay(
     return count
 
 
-async def replay(
+async def republish_since(
     settings: ServiceSettings,
     since: datetime,
     topics: list[str] | None = None,
@@ -56,7 +56,7 @@ async def replay(
     created = await ensure_topics(settings) if create_topics else []
     conn = await connect(settings.database_url)
     try:
-        return created, await mark_for_replay(conn, since, topics)
+        return created, await mark_unsent_since(conn, since, topics)
     finally:
         await conn.close()
 
@@ -80,7 +80,7 @@ def main() -> None:
     if args.since.tzinfo is None:
         parser.error("--since needs a UTC offset (e.g. Z or +00:00)")
     created, count = asyncio.run(
-        replay(ServiceSettings(), args.since, args.topic, create_topics=args.create_topics)
+        republish_since(ServiceSettings(), args.since, args.topic, create_topics=args.create_topics)
     )
     print(f"{len(created)} topic(s) created; {count} event(s) handed back to the relay")
 

@@ -19,8 +19,8 @@ from shared.messaging.outbox import envelope_for
 from shared.messaging.producer import ensure_topics
 from shared.service import start_producer
 from shared.settings import ServiceSettings
+from tests.factories import api_key_issued
 from tests.integration.kafka_helpers import count, migrated, read_topic, running, wait_for
-from tests.integration.test_outbox_relay import key_event
 
 TOPIC = ApiKeyIssued.TOPIC
 
@@ -65,7 +65,7 @@ async def _send(producer: AIOKafkaProducer, env: Envelope, key: bytes = b"k") ->
 async def test_a_duplicate_delivery_is_applied_once(settings: ServiceSettings) -> None:
     pool, producer = await _setup(settings)
     try:
-        events = [key_event() for _ in range(3)]
+        events = [api_key_issued() for _ in range(3)]
         envs = [envelope_for(e, "/test") for e in events]
         for env in envs + envs[:2]:  # the first two delivered twice
             await _send(producer, env)
@@ -73,7 +73,7 @@ async def test_a_duplicate_delivery_is_applied_once(settings: ServiceSettings) -
         async with running(consumer.run):
             await wait_for(lambda: _processed(pool, 3))
             await _send(producer, envs[0])  # and once more after it was committed
-            marker = envelope_for(key_event(), "/test")
+            marker = envelope_for(api_key_issued(), "/test")
             await _send(producer, marker)
             await wait_for(lambda: _processed(pool, 4))
         rows = await pool.fetch("SELECT key_id FROM effects")
@@ -94,7 +94,7 @@ async def test_a_poison_message_goes_to_the_dlq_and_the_next_one_is_processed(
 ) -> None:
     pool, producer = await _setup(settings)
     try:
-        good = envelope_for(key_event(), "/test")
+        good = envelope_for(api_key_issued(), "/test")
         bad_json = Envelope(type=ApiKeyIssued.TYPE, source="/test", data=b"{not json")
         wrong_type = Envelope(type="something.else.v1", source="/test", data=b"{}")
         await _send(producer, bad_json)
@@ -128,7 +128,7 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_after_retries(
     pool, producer = await _setup(settings)
     attempts: dict[str, int] = {}
     try:
-        bad, good = key_event(), key_event()
+        bad, good = api_key_issued(), api_key_issued()
 
         async def handler(conn: asyncpg.Connection, event: ApiKeyIssued, env: Envelope) -> None:
             await _apply(conn, event, env)  # its effect must be rolled back with the failure
@@ -173,7 +173,7 @@ async def test_an_infrastructure_error_retries_the_batch_and_dead_letters_nothin
                 raise error
             await _apply(conn, event, env)
 
-        events = [key_event() for _ in range(5)]
+        events = [api_key_issued() for _ in range(5)]
         for event in events:
             await _send(producer, envelope_for(event, "/test"))
         consumer = _consumer(settings, pool, producer, handler)
@@ -193,12 +193,12 @@ async def test_offsets_are_committed_so_a_restart_does_not_reapply(
     pool, producer = await _setup(settings)
     try:
         for _ in range(10):
-            await _send(producer, envelope_for(key_event(), "/test"), key=uuid.uuid4().bytes)
+            await _send(producer, envelope_for(api_key_issued(), "/test"), key=uuid.uuid4().bytes)
         async with running(_consumer(settings, pool, producer).run):
             await wait_for(lambda: _processed(pool, 10))
         # Forget the inbox: if offsets were not committed, a restart would apply all again.
         await pool.execute("DELETE FROM processed_events")
-        marker = envelope_for(key_event(), "/test")
+        marker = envelope_for(api_key_issued(), "/test")
         await _send(producer, marker)
         async with running(_consumer(settings, pool, producer).run):
             await wait_for(lambda: _processed(pool, 1))
@@ -212,7 +212,7 @@ async def test_offsets_are_committed_so_a_restart_does_not_reapply(
 async def test_two_consumer_instances_apply_each_event_once(settings: ServiceSettings) -> None:
     pool, producer = await _setup(settings)
     try:
-        envs = [envelope_for(key_event(), "/test") for _ in range(60)]
+        envs = [envelope_for(api_key_issued(), "/test") for _ in range(60)]
         for env in envs:
             await _send(producer, env, key=uuid.uuid4().bytes)
         for env in envs[:20]:  # redeliveries, as after a rebalance
@@ -236,7 +236,7 @@ async def test_the_process_span_is_a_child_of_the_message_context(
         env = Envelope(
             type=ApiKeyIssued.TYPE,
             source="/test",
-            data=key_event().model_dump_json().encode(),
+            data=api_key_issued().model_dump_json().encode(),
             trace={"traceparent": f"00-{parent_trace}-00f067aa0ba902b7-01"},
         )
         await _send(producer, env)
@@ -266,7 +266,7 @@ async def test_partitions_are_applied_concurrently_and_each_key_stays_in_order(
         sent: dict[bytes, list[str]] = {k: [] for k in keys}
         for _ in range(8):
             for key in keys:
-                event = key_event()
+                event = api_key_issued()
                 sent[key].append(event.key_id)
                 await _send(producer, envelope_for(event, "/test"), key=key)
         spread = await read_topic(settings, TOPIC, expect=8 * len(keys))

@@ -34,8 +34,15 @@ from shared.contracts import (
     dlq_topic,
 )
 from shared.contracts.base import Amount
-from shared.contracts.programs import ProgramDefinition
 from shared.contracts.referrals import RuleOutcome
+from tests.factories import (
+    api_key_issued,
+    link_clicked,
+    participant_enrolled,
+    program_published,
+    referral_converted,
+    referral_signed_up,
+)
 
 NOW = datetime(2024, 5, 17, 12, 0, tzinfo=UTC)
 PROGRAM = uuid.UUID("00000000-0000-4000-8000-000000000001")
@@ -46,47 +53,23 @@ REWARD = uuid.UUID("00000000-0000-4000-8000-000000000005")
 CLICK = uuid.UUID("00000000-0000-4000-8000-000000000006")
 
 EXAMPLES: dict[type[Event], Event] = {
-    ProgramPublished: ProgramPublished(
-        program_id=PROGRAM,
-        version=3,
-        effective_from=NOW,
-        name="Give $20, get $20",
-        definition=ProgramDefinition(destination_url="https://shop.example.com/"),
+    ProgramPublished: program_published(
+        PROGRAM, version=3, effective_from=NOW, name="Give $20, get $20"
     ),
-    ParticipantEnrolled: ParticipantEnrolled(
-        participant_id=REFERRER,
-        program_id=PROGRAM,
-        external_user_id="user-1",
-        code="ABCDEFGH23",
-        link_url="https://ref.example.com/r/ABCDEFGH23",
-        enrolled_at=NOW,
+    ParticipantEnrolled: participant_enrolled(
+        PROGRAM, REFERRER, code="ABCDEFGH23", enrolled_at=NOW
     ),
-    ApiKeyIssued: ApiKeyIssued(
-        key_id="a1b2c3d4e5f6", program_id=PROGRAM, key_hash="0" * 64, created_at=NOW
+    ApiKeyIssued: api_key_issued(PROGRAM, key_id="a1b2c3d4e5f6", created_at=NOW),
+    LinkClicked: link_clicked(PROGRAM, REFERRER, click_id=CLICK, code="ABCDEFGH23", clicked_at=NOW),
+    ReferralSignedUp: referral_signed_up(
+        PROGRAM, REFERRER, referral_id=REFERRAL, referee_customer_id="cust-9", signed_up_at=NOW
     ),
-    LinkClicked: LinkClicked(
-        click_id=CLICK,
-        code="ABCDEFGH23",
-        program_id=PROGRAM,
-        participant_id=REFERRER,
-        clicked_at=NOW,
-    ),
-    ReferralSignedUp: ReferralSignedUp(
-        referral_id=REFERRAL,
-        program_id=PROGRAM,
-        referrer_id=REFERRER,
-        referee_customer_id="cust-9",
-        signed_up_at=NOW,
-    ),
-    ReferralConverted: ReferralConverted(
+    ReferralConverted: referral_converted(
+        PROGRAM,
+        REFERRER,
         conversion_id=CONVERSION,
         referral_id=REFERRAL,
-        program_id=PROGRAM,
-        referrer_id=REFERRER,
         referee_customer_id="cust-9",
-        order_id="order-1",
-        amount=4999,
-        currency="USD",
         converted_at=NOW,
     ),
     RewardIssued: RewardIssued(
