@@ -29,7 +29,7 @@ from services.links.insights.models import (
 )
 from services.links.programs import repository
 from services.links.web import console_auth, console_charts
-from tests.unit.test_analytics_pages_scoreboard import ADMIN_KEY, assert_well_formed, make_app
+from tests.unit.test_links_web_scoreboard import ADMIN_KEY, assert_well_formed, make_app
 
 PROGRAM = uuid.UUID(int=7)
 STAGES = ("enrolled", "shared", "clicked", "signed_up", "converted", "rewarded")

@@ -18,7 +18,7 @@ from shared.messaging.outbox import envelope_for
 from tests.integration.kafka_helpers import migrated, running
 from tests.integration.links.analytics_story import snapshot
 from tests.integration.links.conftest import Links
-from tests.integration.links.test_analytics_api import _story_program
+from tests.integration.links.test_links_insights_api import _story_program
 
 
 async def _wait_equal(pool: asyncpg.Pool, expected: dict[str, object], timeout_s: float) -> dict:
