@@ -8,7 +8,8 @@
   the consumer groups' lag. The management API is light and shares this process rather than
   getting a third kind of pod.
 
-Every role runs the outbox relay of the shared runtime; a database lock keeps one active."""
+The gateway writes no outbox row (clicks go straight to the broker), so it runs no outbox
+relay; the other roles do, and a database lock keeps one active."""
 
 from __future__ import annotations
 
@@ -69,6 +70,7 @@ def create_app(settings: LinksSettings | None = None) -> FastAPI:
         title=_TITLES[role],
         routers=routers,
         consumers=consumers,
+        relays_outbox=role != "gateway",
         on_start=on_start,
         on_stop=on_stop,
     )
