@@ -67,7 +67,7 @@ def test_accepts_and_normalises(url: str, normalised: str) -> None:
         ("https://good.example.evil.example/", "not in allowed_hosts"),
         ("https://evilgood.example/", "not in allowed_hosts"),
         ("https://g00d.example/", "not in allowed_hosts"),
-        # look-alike hosts: Cyrillic "о" twice, as typed and as punycode
+        # look-alike hosts: Cyrillic o (U+043E) twice, as typed and as punycode
         ("https://g\u043e\u043ed.example/", "'xn--gd-fmca.example' is not in allowed_hosts"),
         ("https://xn--gd-fmca.example/", "not in allowed_hosts"),
         ("https://good.example..evil.example/", "read differently"),
