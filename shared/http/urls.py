@@ -105,9 +105,9 @@ def normalised_host(host: str) -> str:
     return _comparable(parsed["hostname"].removeprefix("[").removesuffix("]"))
 
 
-def checked_url(url: str, *, allowed_hosts: Iterable[str] = ()) -> str:
-    """The URL, normalised, if a browser would go to an allowed host (any host when
-    ``allowed_hosts`` is empty) with no credentials in the URL; else :class:`UrlRefused`."""
+def checked_web_url(url: str, *, allowed_hosts: Iterable[str] = ()) -> WebUrl:
+    """The URL as a browser reads it, if it goes to an allowed host (any host when
+    ``allowed_hosts`` is empty) with no credentials in it; else :class:`UrlRefused`."""
     parsed = parse_web_url(url)
     allowed = {normalised_host(h) for h in allowed_hosts}
     if allowed and _comparable(parsed.host) not in allowed:
@@ -115,4 +115,9 @@ def checked_url(url: str, *, allowed_hosts: Iterable[str] = ()) -> str:
     if parsed.has_userinfo:
         # https://good.example@evil.example/ reads as good.example to a person.
         raise UrlRefused("must not contain a user name or password")
-    return parsed.href
+    return parsed
+
+
+def checked_url(url: str, *, allowed_hosts: Iterable[str] = ()) -> str:
+    """:func:`checked_web_url`, normalised."""
+    return checked_web_url(url, allowed_hosts=allowed_hosts).href
