@@ -99,9 +99,12 @@ class _CheckedNetwork(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         try:
-            addresses = await _public_addresses(host, port, self._resolver)
+            async with asyncio.timeout(timeout):  # the connect timeout covers the look-up
+                addresses = await _public_addresses(host, port, self._resolver)
         except TargetRefused as exc:
             raise httpcore.ConnectError(str(exc)) from exc
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"resolving {host!r} timed out") from exc
         failure: Exception | None = None
         for address in addresses:
             try:

@@ -3,6 +3,7 @@ was checked: a name that resolves to loopback (or starts to, DNS rebinding) gets
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -94,3 +95,13 @@ async def test_private_networks_allowed_for_tests_and_dev(server: _Server) -> No
         response = await client.post(f"http://localhost:{server.port}/hook", content=b"{}")
     assert response.status_code == 204
     assert server.hosts == [f"localhost:{server.port}"]
+
+
+async def test_a_slow_look_up_counts_against_the_connect_timeout() -> None:
+    async def slow(host: str, port: int) -> list[str]:
+        await asyncio.sleep(5)
+        return ["93.184.215.14"]
+
+    async with outbound_client(timeout=0.2, allow_private=False, resolver=slow) as client:
+        with pytest.raises(httpx.ConnectTimeout):
+            await client.post("http://hooks.example/hook", content=b"{}")
