@@ -3,6 +3,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# The broker `make dev`, `make test-kafka` and the benchmarks start: tansu (embedded, from pip),
+# kafka (Apache Kafka, one node) or kafka-cluster (three nodes); Kafka needs Java 17+ and Maven.
+BROKER ?= tansu
 
 .PHONY: dev test test-unit test-integration test-e2e lint format journey migrate topics clean bench-redirect bench-pipeline chaos
 
@@ -17,8 +20,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 ## Run the four services on embedded Postgres and broker (or DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS).
+## `make dev BROKER=kafka` (or kafka-cluster) runs them on Apache Kafka instead of Tansu.
 dev: $(VENV)/.installed
-	$(BIN)/python -m devstack
+	BROKER=$(BROKER) $(BIN)/python -m devstack
 
 ## One referral end to end against a running `make dev`.
 journey: $(VENV)/.installed

@@ -40,13 +40,14 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from devstack.embedded import EmbeddedBroker, EmbeddedPostgres, free_port  # noqa: E402
 from shared.messaging.producer import ensure_topics  # noqa: E402
+from shared.messaging.topics import topic_partitions  # noqa: E402
 from shared.migrate import migrate  # noqa: E402
 from shared.settings import ServiceSettings  # noqa: E402
 
@@ -157,11 +158,7 @@ async def distinct_clicks(bootstrap: str) -> tuple[int, int]:
     )  # fmt: skip
     await consumer.start()
     try:
-        await consumer.topics()
-        parts = [
-            TopicPartition("link.clicked", p)
-            for p in consumer.partitions_for_topic("link.clicked") or ()
-        ]
+        parts = await topic_partitions(consumer, ["link.clicked"])
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         ends = await consumer.end_offsets(parts)

@@ -1,15 +1,24 @@
 """Fixtures that start real servers: an embedded PostgreSQL once per session and a fresh
 in-memory Tansu broker per test (it starts in a fraction of a second, and a fresh log keeps
 tests from reading each other's messages). ``TEST_DATABASE_URL`` and
-``TEST_KAFKA_BOOTSTRAP_SERVERS`` point the tests at other servers instead."""
+``TEST_KAFKA_BOOTSTRAP_SERVERS`` point the tests at other servers instead.
+
+``TEST_BROKER=kafka`` runs the tests on Apache Kafka instead: one node started once for the
+session (``devstack.kafka``), every topic deleted before each test so that none reads another's
+messages or committed offsets, and the production settings except the replication factor. That
+pass runs only the integration and e2e tests that talk to the broker; the tests that stop and
+restart the embedded broker itself stay on Tansu."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,10 +29,29 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from devstack.profiles import broker_kind, kafka_nodes, settings_overrides
 from shared.settings import ServiceSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OUTPUT_DIR = REPO_ROOT / "test-output"
+TEST_BROKER = broker_kind(os.environ.get("TEST_BROKER"))
+# Fixtures of tests that need the embedded broker itself (they stop and restart it).
+_TANSU_ONLY_FIXTURES = {"controlled_broker"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On Apache Kafka, keep the tests that talk to the broker through the shared fixtures;
+    the others have just run on Tansu and would only repeat themselves."""
+    if TEST_BROKER == "tansu":
+        return
+    keep, drop = [], []
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        uses_broker = bool(names & {"broker", "stack"})
+        (keep if uses_broker and not names & _TANSU_ONLY_FIXTURES else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def _temp_dir(prefix: str) -> Path:
@@ -75,11 +103,54 @@ async def database_url(pg_server_url: str) -> AsyncIterator[str]:
         await admin.close()
 
 
+@pytest.fixture(scope="session")
+def kafka_cluster() -> Iterator[object]:
+    """One Apache Kafka node for the whole session (it takes seconds to start, not millis)."""
+    from devstack.kafka import KafkaCluster
+
+    root = _temp_dir("refplat-kafka-")
+    # Topics created on first use get the partition count the ``settings`` fixture asks for.
+    cluster = KafkaCluster(root, kafka_nodes(TEST_BROKER), heap_mb=384, default_partitions=3)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def _delete_all_topics(bootstrap: str, timeout_s: float = 30.0) -> None:
+    """Delete every topic but Kafka's own; their committed offsets go with them."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while topics := [t for t in await admin.list_topics() if not t.startswith("__")]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topics not deleted in time: {topics}")
+            await admin.delete_topics(topics)
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+
+
+def _run_async(coro: object) -> None:
+    with ThreadPoolExecutor(1) as pool:  # this may be called while the test loop is running
+        pool.submit(asyncio.run, coro).result()  # type: ignore[arg-type]
+
+
 @pytest.fixture
-def broker() -> Iterator[tuple[str, bool]]:
+def broker(request: pytest.FixtureRequest) -> Iterator[tuple[str, bool]]:
     """(bootstrap servers, whether it is the embedded broker)."""
     if servers := os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS"):
         yield servers, False
+        return
+    if TEST_BROKER != "tansu":
+        cluster = request.getfixturevalue("kafka_cluster")
+        _run_async(_delete_all_topics(cluster.bootstrap_servers))
+        yield cluster.bootstrap_servers, False
         return
     from devstack.embedded import EmbeddedBroker, free_port
 
@@ -94,13 +165,14 @@ def broker() -> Iterator[tuple[str, bool]]:
 @pytest.fixture
 def settings(database_url: str, broker: tuple[str, bool]) -> ServiceSettings:
     bootstrap, embedded = broker
+    # A server named by TEST_KAFKA_BOOTSTRAP_SERVERS is taken for a one-node Kafka.
+    kind = "tansu" if embedded else ("kafka" if TEST_BROKER == "tansu" else TEST_BROKER)
+    profile = settings_overrides(kind)
     return ServiceSettings(
         service_name="test",
         database_url=database_url,
         kafka_bootstrap_servers=bootstrap,
-        kafka_enable_idempotence=not embedded,
-        kafka_fetch_max_wait_ms=15 if embedded else 100,
-        kafka_topic_partitions=3,
+        **{**profile, "kafka_topic_partitions": 3},
         consumer_retry_backoff_s=0.01,
         # Short, so a consumer restarted in a test gets its partitions back quickly (Tansu).
         kafka_session_timeout_ms=3000,

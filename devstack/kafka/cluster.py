@@ -9,6 +9,7 @@ import base64
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -76,7 +77,7 @@ class KafkaNode:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def write_config(self, voters: str, size: int) -> None:
+    def write_config(self, voters: str, size: int, partitions: int) -> None:
         replicas = min(3, size)
         props = {
             "process.roles": "broker,controller",
@@ -99,7 +100,8 @@ class KafkaNode:
             "share.coordinator.state.topic.min.isr": min(2, replicas),
             "default.replication.factor": replicas,
             "min.insync.replicas": min(2, replicas),
-            "num.partitions": 6,
+            # For topics created on first use (tests rely on it, as they do on Tansu).
+            "num.partitions": partitions,
             # Local runs start many short-lived groups: no 3 s wait before their first join.
             "group.initial.rebalance.delay.ms": 0,
         }
@@ -216,16 +218,18 @@ class KafkaCluster:
         heap_mb: int = HEAP_MB,
         distribution: KafkaDistribution | None = None,
         quiet: bool = False,
+        default_partitions: int = 6,
     ) -> None:
         if size < 1:
             raise ValueError("a cluster has at least one node")
-        self.root = root
+        self.root = root.resolve()
         self.size = size
         self.quiet = quiet
+        self.default_partitions = default_partitions
         self.distribution = distribution or KafkaDistribution()
         self.cluster_id = new_cluster_id()
         self.nodes = [
-            KafkaNode(i, root / f"node-{i}", free_port(), free_port(), heap_mb)
+            KafkaNode(i, self.root / f"node-{i}", free_port(), free_port(), heap_mb)
             for i in range(1, size + 1)
         ]
         self._java = ""
@@ -253,8 +257,9 @@ class KafkaCluster:
         self._java = find_java()
         self._classpath = self.distribution.classpath()
         started = time.perf_counter()
-        for node in self.nodes:
-            node.write_config(self.voters, self.size)
+        for node in self.nodes:  # new ports and cluster id each time: start from empty disks
+            shutil.rmtree(node.root, ignore_errors=True)
+            node.write_config(self.voters, self.size, self.default_partitions)
         formats = [
             subprocess.Popen(
                 n.format_command(self._java, self._classpath, self.cluster_id),
