@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # kafka (Apache Kafka, one node) or kafka-cluster (three nodes); Kafka needs Java 17+ and Maven.
 BROKER ?= tansu
 
-.PHONY: dev test test-unit test-integration test-e2e lint format journey migrate topics clean bench-redirect bench-pipeline chaos
+.PHONY: dev test test-kafka kafka-fetch test-unit test-integration test-e2e lint format journey migrate topics clean bench-redirect bench-pipeline chaos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +28,20 @@ dev: $(VENV)/.installed
 journey: $(VENV)/.installed
 	$(BIN)/python -m devstack.journey
 
-## Lint, then every test: unit, integration (real Postgres and broker), e2e (real processes).
+## Lint, then every test: unit, integration (real Postgres and broker), e2e (real processes),
+## on Tansu; then the integration and e2e tests that talk to the broker again on Apache Kafka.
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+	$(MAKE) test-kafka
+
+## The broker-facing integration and e2e tests on Apache Kafka (one node; needs Java 17+, Maven).
+test-kafka: $(VENV)/.installed
+	TEST_BROKER=kafka $(BIN)/python -m pytest tests/integration tests/e2e
+
+## Fetch Apache Kafka's jars from Maven Central into ~/.cache/referral-platform (once).
+kafka-fetch: $(VENV)/.installed
+	$(BIN)/python -m devstack.kafka --fetch
 
 test-unit: $(VENV)/.installed
 	$(BIN)/python -m pytest tests/unit tests/deploy

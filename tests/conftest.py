@@ -175,5 +175,6 @@ def settings(database_url: str, broker: tuple[str, bool]) -> ServiceSettings:
         **{**profile, "kafka_topic_partitions": 3},
         consumer_retry_backoff_s=0.01,
         # Short, so a consumer restarted in a test gets its partitions back quickly (Tansu).
-        kafka_session_timeout_ms=3000,
+        # Kafka refuses less than its group.min.session.timeout.ms (6 s by default).
+        kafka_session_timeout_ms=3000 if embedded else 6000,
     )
