@@ -466,6 +466,7 @@ async def main_async(args: argparse.Namespace, root: Path, broker: BrokerKind) -
     print(f"=== broker: {broker} ===", flush=True)
     config = StackConfig.for_tests(root)
     config.broker = broker
+    config.kafka_quick_jvm = False  # measure Kafka as it runs, not as it starts
     if args.fetch_wait_ms is not None:
         # The consumers' fetch wait: the embedded broker does not wake long polls, so it is
         # both the idle poll rate (broker CPU) and up to that much latency per hop.

@@ -23,6 +23,7 @@ import httpx
 
 from devstack.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from devstack.kafka import KafkaCluster
+from devstack.kafka.cluster import QUICK_JVM
 from devstack.profiles import BrokerKind, broker_env, broker_kind, kafka_nodes
 from shared.messaging.producer import ensure_topics
 from shared.migrate import SERVICES, migrate
@@ -47,6 +48,8 @@ class StackConfig:
     # The broker started when no servers are named: embedded Tansu, or Apache Kafka with one
     # node ("kafka") or three ("kafka-cluster").
     broker: BrokerKind = "tansu"
+    # Kafka's JVMs tuned to start fast rather than to run fast (tests).
+    kafka_quick_jvm: bool = False
     pg_port: int = 54329
     broker_port: int = 19092
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
@@ -77,6 +80,7 @@ class StackConfig:
             database_url=os.environ.get("TEST_DATABASE_URL") or None,
             kafka_bootstrap_servers=os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS") or None,
             broker=broker_kind(os.environ.get("TEST_BROKER")),
+            kafka_quick_jvm=True,
             pg_port=free_port(),
             broker_port=free_port(),
             ports={s: free_port() for s in SERVICES},
@@ -113,7 +117,11 @@ class Stack:
         if cfg.kafka_bootstrap_servers:
             self.bootstrap = cfg.kafka_bootstrap_servers
         elif cfg.broker != "tansu":
-            self.kafka = KafkaCluster(cfg.state_dir / "kafka", kafka_nodes(cfg.broker))
+            self.kafka = KafkaCluster(
+                cfg.state_dir / "kafka",
+                kafka_nodes(cfg.broker),
+                jvm_options=QUICK_JVM if cfg.kafka_quick_jvm else (),
+            )
             self.kafka.start()
             self.bootstrap = self.kafka.bootstrap_servers
         else:

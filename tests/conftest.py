@@ -4,10 +4,10 @@ tests from reading each other's messages). ``TEST_DATABASE_URL`` and
 ``TEST_KAFKA_BOOTSTRAP_SERVERS`` point the tests at other servers instead.
 
 ``TEST_BROKER=kafka`` runs the tests on Apache Kafka instead: one node started once for the
-session (``devstack.kafka``), every topic deleted before each test so that none reads another's
-messages or committed offsets, and the production settings except the replication factor. That
-pass runs only the integration and e2e tests that talk to the broker; the tests that stop and
-restart the embedded broker itself stay on Tansu."""
+session (``devstack.kafka``), every topic that holds messages deleted before each test so that
+none reads another's messages or committed offsets, and the production settings except the
+replication factor. That pass runs only the integration and e2e tests that talk to the broker;
+the tests that stop and restart the embedded broker itself stay on Tansu."""
 
 from __future__ import annotations
 
@@ -39,16 +39,29 @@ TEST_BROKER = broker_kind(os.environ.get("TEST_BROKER"))
 _TANSU_ONLY_FIXTURES = {"controlled_broker"}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "tansu_only: needs the embedded broker itself")
+
+
+def _tansu_only(item: pytest.Item) -> bool:
+    names = set(getattr(item, "fixturenames", ()))
+    return bool(names & _TANSU_ONLY_FIXTURES) or item.get_closest_marker("tansu_only") is not None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """On Apache Kafka, keep the tests that talk to the broker through the shared fixtures;
     the others have just run on Tansu and would only repeat themselves."""
     if TEST_BROKER == "tansu":
+        if os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS"):
+            skip = pytest.mark.skip(reason="needs the embedded broker itself")
+            for item in items:
+                if item.get_closest_marker("tansu_only") is not None:
+                    item.add_marker(skip)
         return
     keep, drop = [], []
     for item in items:
-        names = set(getattr(item, "fixturenames", ()))
-        uses_broker = bool(names & {"broker", "stack"})
-        (keep if uses_broker and not names & _TANSU_ONLY_FIXTURES else drop).append(item)
+        uses_broker = bool(set(getattr(item, "fixturenames", ())) & {"broker", "stack"})
+        (keep if uses_broker and not _tansu_only(item) else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -107,10 +120,13 @@ async def database_url(pg_server_url: str) -> AsyncIterator[str]:
 def kafka_cluster() -> Iterator[object]:
     """One Apache Kafka node for the whole session (it takes seconds to start, not millis)."""
     from devstack.kafka import KafkaCluster
+    from devstack.kafka.cluster import QUICK_JVM
 
     root = _temp_dir("refplat-kafka-")
     # Topics created on first use get the partition count the ``settings`` fixture asks for.
-    cluster = KafkaCluster(root, kafka_nodes(TEST_BROKER), heap_mb=384, default_partitions=3)
+    cluster = KafkaCluster(
+        root, kafka_nodes(TEST_BROKER), heap_mb=384, default_partitions=3, jvm_options=QUICK_JVM
+    )
     cluster.start()
     try:
         yield cluster
@@ -119,21 +135,33 @@ def kafka_cluster() -> Iterator[object]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-async def _delete_all_topics(bootstrap: str, timeout_s: float = 30.0) -> None:
-    """Delete every topic but Kafka's own; their committed offsets go with them."""
+async def _delete_used_topics(bootstrap: str, timeout_s: float = 60.0) -> None:
+    """Delete every topic that holds messages (Kafka's own excepted); their committed offsets
+    go with them. Empty topics stay: nothing in them can leak into the next test, and creating
+    and deleting some seventy topics per test would cost more than the tests themselves."""
+    from aiokafka import AIOKafkaConsumer
     from aiokafka.admin import AIOKafkaAdminClient
 
+    from shared.messaging.topics import topic_partitions
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await consumer.start()
     await admin.start()
     try:
+        parts = [tp for tp in await topic_partitions(consumer) if not tp.topic.startswith("__")]
+        ends = await consumer.end_offsets(parts) if parts else {}
+        used = sorted({tp.topic for tp, end in ends.items() if end > 0})
         deadline = time.monotonic() + timeout_s
-        while topics := [t for t in await admin.list_topics() if not t.startswith("__")]:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"topics not deleted in time: {topics}")
-            await admin.delete_topics(topics)
+        while used:
+            await admin.delete_topics(used)
             await asyncio.sleep(0.1)
+            used = sorted(set(used) & set(await admin.list_topics()))
+            if used and time.monotonic() > deadline:
+                raise TimeoutError(f"topics not deleted in time: {used}")
     finally:
         await admin.close()
+        await consumer.stop()
 
 
 def _run_async(coro: object) -> None:
@@ -149,7 +177,7 @@ def broker(request: pytest.FixtureRequest) -> Iterator[tuple[str, bool]]:
         return
     if TEST_BROKER != "tansu":
         cluster = request.getfixturevalue("kafka_cluster")
-        _run_async(_delete_all_topics(cluster.bootstrap_servers))
+        _run_async(_delete_used_topics(cluster.bootstrap_servers))
         yield cluster.bootstrap_servers, False
         return
     from devstack.embedded import EmbeddedBroker, free_port

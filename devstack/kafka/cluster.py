@@ -21,6 +21,9 @@ from devstack.embedded import free_port, port_open
 from devstack.kafka.dist import KafkaDistribution, find_java
 
 HEAP_MB = int(os.environ.get("KAFKA_HEAP_MB", "512"))
+# For short-lived JVMs and for test runs, where starting fast matters more than peak speed:
+# the client compiler only, and one GC thread.
+QUICK_JVM = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 _STARTED = "Kafka Server started"
 _LOG4J2 = """\
 status = warn
@@ -50,6 +53,7 @@ class KafkaNode:
     broker_port: int
     controller_port: int
     heap_mb: int = HEAP_MB
+    jvm_options: tuple[str, ...] = ()
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _log_offset: int = field(default=0, init=False, repr=False)
 
@@ -109,13 +113,17 @@ class KafkaNode:
         self.config_path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         (self.root / "log4j2.properties").write_text(_LOG4J2.format(log=self.log_path))
 
-    def _java(self, java: str, classpath: str, main: str, *args: str) -> list[str]:
+    def _java(
+        self, java: str, classpath: str, main: str, *args: str, quick: bool = False
+    ) -> list[str]:
+        # ``jvm_options`` (e.g. QUICK_JVM for tests) replace the default collector settings.
+        default = ("-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20")
+        options = QUICK_JVM if quick else (self.jvm_options or default)
         return [
             java,
             f"-Xmx{self.heap_mb}m",
             "-Xms64m",
-            "-XX:+UseG1GC",
-            "-XX:MaxGCPauseMillis=20",
+            *options,
             "-XX:+ExitOnOutOfMemoryError",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.root / 'log4j2.properties'}",
@@ -136,6 +144,7 @@ class KafkaNode:
             "--config",
             str(self.config_path),
             "--ignore-formatted",
+            quick=True,
         )
 
     def start(self, java: str, classpath: str) -> None:
@@ -219,6 +228,7 @@ class KafkaCluster:
         distribution: KafkaDistribution | None = None,
         quiet: bool = False,
         default_partitions: int = 6,
+        jvm_options: tuple[str, ...] = (),
     ) -> None:
         if size < 1:
             raise ValueError("a cluster has at least one node")
@@ -229,7 +239,7 @@ class KafkaCluster:
         self.distribution = distribution or KafkaDistribution()
         self.cluster_id = new_cluster_id()
         self.nodes = [
-            KafkaNode(i, self.root / f"node-{i}", free_port(), free_port(), heap_mb)
+            KafkaNode(i, self.root / f"node-{i}", free_port(), free_port(), heap_mb, jvm_options)
             for i in range(1, size + 1)
         ]
         self._java = ""
@@ -334,6 +344,7 @@ class KafkaCluster:
             [
                 self._java,
                 "-Xmx128m",
+                *QUICK_JVM,
                 "-Dlog4j2.level=ERROR",
                 "-cp",
                 self._classpath,
