@@ -6,6 +6,7 @@ paused, resumed and restarted one by one, keeping their data, for failover runs.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import signal
@@ -18,6 +19,9 @@ from devstack.kafka.dist import KafkaDistribution, find_java
 from devstack.kafka.node import HEAP_MB, QUICK_JVM, KafkaNode, new_cluster_id
 
 __all__ = ["QUICK_JVM", "KafkaCluster", "KafkaNode"]
+
+# Seconds a node may take to serve: about 20 on two quiet cores, minutes on a crowded machine.
+START_TIMEOUT_S = float(os.environ.get("KAFKA_START_TIMEOUT_S", "300"))
 
 
 class KafkaCluster:
@@ -65,7 +69,7 @@ class KafkaCluster:
         if not self.quiet:
             print(f"kafka: {text}", flush=True)
 
-    def start(self, timeout_s: float = 120) -> None:
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
         """Resolve the jars (first run only), format every node and start them all; returns
         when every node serves as a broker. Prints how long it took."""
         self._java = find_java()
@@ -123,7 +127,7 @@ class KafkaCluster:
     def resume(self, node_id: int) -> None:
         self.node(node_id).signal(signal.SIGCONT)
 
-    def start_node(self, node_id: int, timeout_s: float = 120) -> None:
+    def start_node(self, node_id: int, timeout_s: float = START_TIMEOUT_S) -> None:
         """Start a killed or stopped node again on its data and ports."""
         node = self.node(node_id)
         node.start(self._java, self._classpath)
@@ -132,7 +136,7 @@ class KafkaCluster:
     def stop_node(self, node_id: int) -> None:
         self.node(node_id).stop()
 
-    def restart_node(self, node_id: int, timeout_s: float = 120) -> None:
+    def restart_node(self, node_id: int, timeout_s: float = START_TIMEOUT_S) -> None:
         """A rolling-restart step: controlled shutdown, then start and wait until serving."""
         self.stop_node(node_id)
         self.start_node(node_id, timeout_s)
