@@ -161,9 +161,12 @@ async def setup_program(
 
 
 async def wait_for_key(stack: Stack, http: httpx.AsyncClient, server: dict[str, str]) -> None:
-    """The key and participants reach attribution through events; wait for them."""
+    """The key and participants reach attribution through events; wait for them. On a fresh
+    Kafka the consumer groups' first joins (and the offsets topic) take seconds, more on a
+    crowded machine."""
     url = f"{stack.url('attribution')}/v1/clicks/{uuid.uuid4()}"
-    for _ in range(200):
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         if (await http.get(url, headers=server)).status_code == 404:
             return
         await asyncio.sleep(0.05)
