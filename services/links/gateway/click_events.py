@@ -10,9 +10,9 @@ from shared.contracts import LinkClicked
 # (click_id, code, program_id, participant_id, monotonic time, ip, request headers, HEAD?,
 # channel): what the redirect hands over; everything else is worked out by the writer.
 Click = tuple[str, str, str, str, float, str, list[tuple[bytes, bytes]], bool, str | None]
-# (ce_id, key, ce_time, value, traceparent, tracestate) of one message, as journaled and sent;
-# an empty traceparent/tracestate is not sent.
-Record = tuple[bytes, bytes, bytes, bytes, bytes, bytes]
+# (ce_id, key, ce_time, value, traceparent) of one message, as journaled and sent; an empty
+# traceparent is not sent.
+Record = tuple[bytes, bytes, bytes, bytes, bytes]
 
 TOPIC = LinkClicked.TOPIC
 _SOURCE = b"/services/links"
@@ -34,9 +34,7 @@ def encode_value(click: Click, *, when: str, visitor: str, unique: bool, reason:
     )
 
 
-def headers_for(
-    ce_id: bytes, ce_time: bytes, traceparent: bytes = b"", tracestate: bytes = b""
-) -> list[tuple[str, bytes]]:
+def headers_for(ce_id: bytes, ce_time: bytes, traceparent: bytes = b"") -> list[tuple[str, bytes]]:
     headers = [
         ("ce_specversion", b"1.0"),
         ("ce_id", ce_id),
@@ -47,8 +45,6 @@ def headers_for(
     ]
     if traceparent:
         headers.append(("traceparent", traceparent))
-        if tracestate:
-            headers.append(("tracestate", tracestate))
     return headers
 
 

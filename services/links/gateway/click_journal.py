@@ -4,9 +4,8 @@ is away the journal is the spill file; segments a previous process left are repl
 See ``clicks.py`` for who writes and who sends.
 
 A line is the message's JSON value, then, if the click has a trace, a tab and its
-``traceparent`` (and another tab and its ``tracestate``); neither the JSON written by the
-writer nor a W3C trace header holds a tab, and a line without one (older journals) replays
-without a trace."""
+``traceparent``: neither holds a tab, and a line without one (older journals) replays without
+a trace."""
 
 from __future__ import annotations
 
@@ -150,10 +149,8 @@ def fsync_and_close(fd: int) -> None:
         os.close(fd)
 
 
-def journal_line(value: str, traceparent: str, tracestate: str) -> str:
-    if not traceparent:
-        return value
-    return f"{value}\t{traceparent}\t{tracestate}" if tracestate else f"{value}\t{traceparent}"
+def journal_line(value: str, traceparent: str) -> str:
+    return f"{value}\t{traceparent}" if traceparent else value
 
 
 def read_records(path: Path, offset: int, limit: int) -> tuple[list[Record], int]:
@@ -166,13 +163,12 @@ def read_records(path: Path, offset: int, limit: int) -> tuple[list[Record], int
             if not line.endswith(b"\n"):
                 break  # end of file (or a line cut by a crash: it was never answered twice)
             offset += len(line)
-            value, _, trace = line[:-1].partition(b"\t")
-            parent, _, state = trace.partition(b"\t")
+            value, _, traceparent = line[:-1].partition(b"\t")
             try:
                 data = json.loads(value)
                 records.append(
                     (data["click_id"].encode(), data["code"].encode(),
-                     data["clicked_at"].encode(), value, parent, state)
+                     data["clicked_at"].encode(), value, traceparent)
                 )  # fmt: skip
             except (ValueError, KeyError, AttributeError):
                 log.error("skipping an unreadable click journal line in %s", path.name)

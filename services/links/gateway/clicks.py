@@ -5,7 +5,7 @@ The redirect only appends a small tuple to an in-memory deque. Two background ta
 rest:
 
 - the *writer* turns the tuples into ``link.clicked`` messages (visitor hash, unique flag, bot
-  check, CloudEvents headers, the click's span and ``traceparent``: see ``click_trace.py``) and
+  check, CloudEvents headers, a ``traceparent``: see ``click_trace.py``) and
   appends them to a local append-only **journal** segment, then hands them to the sender;
 - the *sender* publishes them in per-partition batches (``acks=all``) and, once a segment is
   fully acknowledged, deletes it.
@@ -54,7 +54,7 @@ from services.links.gateway.click_journal import (
     journal_line,
     read_records,
 )
-from services.links.gateway.click_trace import click_trace
+from services.links.gateway.click_trace import batch_traceparent, request_traceparent
 from services.links.gateway.visitors import (
     BotDetector,
     UniqueClicks,
@@ -181,6 +181,7 @@ class ClickCapture:
         lines = []
         visitor_of, bots, unique = self.hasher.visitor, self.bots, self.unique
         stamp = self._clock.stamp
+        batch_parent = batch_traceparent(n, int((buf[0][4] + wall_offset) * 1e9))
         for _ in range(n):
             click = buf.popleft()
             user_agent, prefetch = agent_and_prefetch(click[6])
@@ -195,11 +196,11 @@ class ClickCapture:
                 unique=unique.first_in_window(visitor, click[1], click[4]),
                 reason=reason,
             )
-            parent, state = click_trace(click[0], click[1], int(ts * 1e9), click[6])
-            lines.append(journal_line(value, parent, state))
+            parent = request_traceparent(click[6]) or batch_parent
+            lines.append(journal_line(value, parent))
             records.append(
                 (click[0].encode(), click[1].encode(), when.encode(), value.encode(),
-                 parent.encode(), state.encode())
+                 parent.encode())
             )  # fmt: skip
         lines.append("")
         data = "\n".join(lines).encode()
@@ -367,12 +368,12 @@ class ClickCapture:
         producer = self.producer
         open_batches: dict[int, Any] = {}
         full: list[tuple[int, Any]] = []
-        for ce_id, key, when, value, parent, state in records:
+        for ce_id, key, when, value, parent in records:
             partition = self._partition(key)
             batch = open_batches.get(partition)
             if batch is None:
                 batch = open_batches[partition] = producer.create_batch()
-            headers = headers_for(ce_id, when, parent, state)
+            headers = headers_for(ce_id, when, parent)
             if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 full.append((partition, batch))
                 batch = open_batches[partition] = producer.create_batch()
