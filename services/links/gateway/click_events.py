@@ -10,8 +10,9 @@ from shared.contracts import LinkClicked
 # (click_id, code, program_id, participant_id, monotonic time, ip, request headers, HEAD?,
 # channel): what the redirect hands over; everything else is worked out by the writer.
 Click = tuple[str, str, str, str, float, str, list[tuple[bytes, bytes]], bool, str | None]
-# (ce_id, key, ce_time, value) of one message, as journaled and sent.
-Record = tuple[bytes, bytes, bytes, bytes]
+# (ce_id, key, ce_time, value, traceparent) of one message, as journaled and sent; an empty
+# traceparent is not sent.
+Record = tuple[bytes, bytes, bytes, bytes, bytes]
 
 TOPIC = LinkClicked.TOPIC
 _SOURCE = b"/services/links"
@@ -33,8 +34,8 @@ def encode_value(click: Click, *, when: str, visitor: str, unique: bool, reason:
     )
 
 
-def headers_for(ce_id: bytes, ce_time: bytes) -> list[tuple[str, bytes]]:
-    return [
+def headers_for(ce_id: bytes, ce_time: bytes, traceparent: bytes = b"") -> list[tuple[str, bytes]]:
+    headers = [
         ("ce_specversion", b"1.0"),
         ("ce_id", ce_id),
         ("ce_source", _SOURCE),
@@ -42,6 +43,9 @@ def headers_for(ce_id: bytes, ce_time: bytes) -> list[tuple[str, bytes]]:
         ("ce_time", ce_time),
         ("content-type", b"application/json"),
     ]
+    if traceparent:
+        headers.append(("traceparent", traceparent))
+    return headers
 
 
 class ClickClock:

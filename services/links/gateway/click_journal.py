@@ -1,7 +1,11 @@
 """The click journal: append-only segment files in one folder per replica, holding every
 captured click until the broker acknowledges it (then the segment is deleted). While the broker
 is away the journal is the spill file; segments a previous process left are replayed at start.
-See ``clicks.py`` for who writes and who sends."""
+See ``clicks.py`` for who writes and who sends.
+
+A line is the message's JSON value, then, if the click has a trace, a tab and its
+``traceparent``: neither holds a tab, and a line without one (older journals) replays without
+a trace."""
 
 from __future__ import annotations
 
@@ -145,6 +149,10 @@ def fsync_and_close(fd: int) -> None:
         os.close(fd)
 
 
+def journal_line(value: str, traceparent: str) -> str:
+    return f"{value}\t{traceparent}" if traceparent else value
+
+
 def read_records(path: Path, offset: int, limit: int) -> tuple[list[Record], int]:
     """Up to ``limit`` records from ``offset``, and the offset after them."""
     records = []
@@ -155,12 +163,12 @@ def read_records(path: Path, offset: int, limit: int) -> tuple[list[Record], int
             if not line.endswith(b"\n"):
                 break  # end of file (or a line cut by a crash: it was never answered twice)
             offset += len(line)
-            value = line[:-1]
+            value, _, traceparent = line[:-1].partition(b"\t")
             try:
                 data = json.loads(value)
                 records.append(
                     (data["click_id"].encode(), data["code"].encode(),
-                     data["clicked_at"].encode(), value)
+                     data["clicked_at"].encode(), value, traceparent)
                 )  # fmt: skip
             except (ValueError, KeyError, AttributeError):
                 log.error("skipping an unreadable click journal line in %s", path.name)

@@ -5,8 +5,8 @@ The redirect only appends a small tuple to an in-memory deque. Two background ta
 rest:
 
 - the *writer* turns the tuples into ``link.clicked`` messages (visitor hash, unique flag, bot
-  check, CloudEvents headers) and appends them to a local append-only **journal** segment, then
-  hands them to the sender;
+  check, CloudEvents headers, a ``traceparent``: see ``click_trace.py``) and
+  appends them to a local append-only **journal** segment, then hands them to the sender;
 - the *sender* publishes them in per-partition batches (``acks=all``) and, once a segment is
   fully acknowledged, deletes it.
 
@@ -37,8 +37,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
-from prometheus_client import Counter, Gauge
 
+from services.links.gateway import click_metrics as metric
 from services.links.gateway.click_events import (
     TOPIC,
     Click,
@@ -51,8 +51,10 @@ from services.links.gateway.click_journal import (
     Chunk,
     ClickJournal,
     fsync_and_close,
+    journal_line,
     read_records,
 )
+from services.links.gateway.click_trace import batch_traceparent, request_traceparent
 from services.links.gateway.visitors import (
     BotDetector,
     UniqueClicks,
@@ -63,16 +65,6 @@ from services.links.gateway.visitors import (
 from shared.aio import sleep_unless
 
 log = logging.getLogger(__name__)
-
-CLICKS_CAPTURED = Counter("clicks_captured_total", "Clicks handed to the click buffer")
-CLICKS_BUFFERED = Gauge("clicks_buffered", "Clicks captured but not yet acknowledged by the broker")
-CLICKS_PUBLISHED = Counter("clicks_published_total", "Clicks acknowledged on link.clicked")
-CLICKS_DROPPED = Counter("clicks_dropped_total", "Clicks dropped because the buffer was full")
-CLICKS_SPILLED = Counter("clicks_spilled_total", "Clicks written to the spill file in an outage")
-CLICKS_REPLAYED = Counter("clicks_replayed_total", "Clicks published from the spill file")
-CLICKS_SEND_FAILURES = Counter("clicks_send_failures_total", "Failed click batch sends")
-CLICKS_SPILL_BYTES = Gauge("clicks_spill_bytes", "Bytes of click journal not yet acknowledged")
-BROKER_OUTAGE = Gauge("clicks_broker_outage", "1 while clicks go to the spill file only")
 
 
 class ClickCapture:
@@ -140,9 +132,9 @@ class ClickCapture:
         self._update_gauges()
 
     def _update_gauges(self) -> None:
-        CLICKS_SPILL_BYTES.set(self.journal.unacked_bytes())
-        CLICKS_BUFFERED.set(len(self))
-        BROKER_OUTAGE.set(1 if self.outage else 0)
+        metric.CLICKS_SPILL_BYTES.set(self.journal.unacked_bytes())
+        metric.CLICKS_BUFFERED.set(len(self))
+        metric.BROKER_OUTAGE.set(1 if self.outage else 0)
 
     # --- writer ----------------------------------------------------------------------------
 
@@ -189,6 +181,7 @@ class ClickCapture:
         lines = []
         visitor_of, bots, unique = self.hasher.visitor, self.bots, self.unique
         stamp = self._clock.stamp
+        batch_parent = batch_traceparent(n, int((buf[0][4] + wall_offset) * 1e9))
         for _ in range(n):
             click = buf.popleft()
             user_agent, prefetch = agent_and_prefetch(click[6])
@@ -203,23 +196,27 @@ class ClickCapture:
                 unique=unique.first_in_window(visitor, click[1], click[4]),
                 reason=reason,
             )
-            lines.append(value)
-            records.append((click[0].encode(), click[1].encode(), when.encode(), value.encode()))
+            parent = request_traceparent(click[6]) or batch_parent
+            lines.append(journal_line(value, parent))
+            records.append(
+                (click[0].encode(), click[1].encode(), when.encode(), value.encode(),
+                 parent.encode())
+            )  # fmt: skip
         lines.append("")
         data = "\n".join(lines).encode()
-        CLICKS_CAPTURED.inc(n)
+        metric.CLICKS_CAPTURED.inc(n)
         try:
             seg = self.journal.for_write(now, self.outage)
             assert seg.fh is not None
             seg.fh.write(data)
         except OSError as exc:  # a full or broken disk: these clicks can only be dropped
             log.error("click journal write failed, %d clicks dropped: %r", n, exc)
-            CLICKS_DROPPED.inc(n)
+            metric.CLICKS_DROPPED.inc(n)
             self.journal.rotate()
             return n
         seg.size += len(data)
         if seg.replay:
-            CLICKS_SPILLED.inc(n)
+            metric.CLICKS_SPILLED.inc(n)
         else:
             self._queue.append(Chunk(seg, records, seg.size))
             self._queued += n
@@ -228,7 +225,7 @@ class ClickCapture:
 
     def _housekeeping(self, now: float) -> None:
         if self.dropped != self._dropped_exported:
-            CLICKS_DROPPED.inc(self.dropped - self._dropped_exported)
+            metric.CLICKS_DROPPED.inc(self.dropped - self._dropped_exported)
             self._dropped_exported = self.dropped
         seg = self.journal.current
         if (
@@ -322,13 +319,13 @@ class ClickCapture:
             for c in chunks:
                 c.segment.acked_offset = c.end_offset
                 self.journal.settle(c.segment)
-            CLICKS_PUBLISHED.inc(count)
+            metric.CLICKS_PUBLISHED.inc(count)
         else:
             self._enter_outage()
 
     def _enter_outage(self) -> None:
         log.warning("broker unavailable: clicks go to the spill file until it is back")
-        CLICKS_SEND_FAILURES.inc()
+        metric.CLICKS_SEND_FAILURES.inc()
         self.outage = True
         for _, _, send in self._inflight:
             send.cancel()
@@ -351,8 +348,8 @@ class ClickCapture:
         if records and not await self._send(records):
             return False
         seg.acked_offset = end if records else seg.size
-        CLICKS_REPLAYED.inc(len(records))
-        CLICKS_PUBLISHED.inc(len(records))
+        metric.CLICKS_REPLAYED.inc(len(records))
+        metric.CLICKS_PUBLISHED.inc(len(records))
         self.journal.settle(seg)
         return True
 
@@ -371,12 +368,12 @@ class ClickCapture:
         producer = self.producer
         open_batches: dict[int, Any] = {}
         full: list[tuple[int, Any]] = []
-        for ce_id, key, when, value in records:
+        for ce_id, key, when, value, parent in records:
             partition = self._partition(key)
             batch = open_batches.get(partition)
             if batch is None:
                 batch = open_batches[partition] = producer.create_batch()
-            headers = headers_for(ce_id, when)
+            headers = headers_for(ce_id, when, parent)
             if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 full.append((partition, batch))
                 batch = open_batches[partition] = producer.create_batch()
