@@ -54,6 +54,11 @@ class Problem(Exception):
         self.extra = extra
 
 
+def not_found(kind: str, ident: object, field: str) -> Problem:
+    """``kind-not-found``, naming the path parameter that named it."""
+    return Problem(404, f"{kind}-not-found", f"No {kind} {ident}", field=field)
+
+
 def problem_response(
     status: int,
     type_: str,
