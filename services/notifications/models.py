@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.notifications.catalog import TRIGGERS
+from shared.contracts import TOPICS
+from shared.http.openapi import one_of
+
 LOCALE = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
 VARIANT = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+TRIGGER = one_of(TRIGGERS)
+# An absolute http(s) URL with a host, without spaces or controls; where it may point is
+# decided when registered and before each call (``shared.http.outbound``).
+WEBHOOK_URL = r"^https?://[^\x00-\x20\x7f/?#@:\[\]\\]+(:[0-9]{0,5})?([/?#][^\x00-\x20\x7f]*)?$"
+EventType = Annotated[str, Field(pattern=one_of(TOPICS))]
 
 
 # ---- the feed and preferences ----
@@ -66,7 +75,7 @@ class TemplateOut(TemplateIn):
 class PreviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    trigger: str
+    trigger: str = Field(pattern=TRIGGER)
     locale: str = Field(default="en", pattern=LOCALE)
     variant: str | None = Field(default=None, pattern=VARIANT)
     # A draft to render instead of the stored template.
@@ -89,17 +98,17 @@ class PreviewOut(BaseModel):
 class EndpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(min_length=1, max_length=2000)
+    url: str = Field(min_length=1, max_length=2000, pattern=WEBHOOK_URL)
     # Empty: every event type.
-    event_types: list[str] = Field(default=[], max_length=50)
+    event_types: list[EventType] = Field(default=[], max_length=50)
 
 
 class EndpointPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool | None = None
-    url: str | None = Field(default=None, min_length=1, max_length=2000)
-    event_types: list[str] | None = None
+    url: str | None = Field(default=None, min_length=1, max_length=2000, pattern=WEBHOOK_URL)
+    event_types: list[EventType] | None = None
 
 
 class EndpointOut(BaseModel):

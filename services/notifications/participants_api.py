@@ -14,6 +14,7 @@ from services.notifications import participants
 from services.notifications.models import FeedOut, NotificationOut, Preferences, PreferencesPatch
 from services.notifications.unsubscribe import read_token
 from shared.http.auth import require_program_access
+from shared.http.openapi import problem_responses
 from shared.http.problems import Problem
 from shared.service import runtime_of
 
@@ -30,6 +31,7 @@ def _no_participant(participant_id: UUID) -> Problem:
 @router.get(
     "/programs/{program_id}/participants/{participant_id}/notifications",
     response_model=FeedOut,
+    responses=problem_responses(404),
     dependencies=[Depends(require_program_access)],
 )
 async def feed(program_id: UUID, participant_id: UUID, request: Request) -> Any:
@@ -42,6 +44,7 @@ async def feed(program_id: UUID, participant_id: UUID, request: Request) -> Any:
 @router.post(
     "/programs/{program_id}/participants/{participant_id}/notifications/{nid}/read",
     response_model=NotificationOut,
+    responses=problem_responses(404),
     dependencies=[Depends(require_program_access)],
 )
 async def mark_read(program_id: UUID, participant_id: UUID, nid: UUID, request: Request) -> Any:
@@ -54,6 +57,7 @@ async def mark_read(program_id: UUID, participant_id: UUID, nid: UUID, request: 
 @router.get(
     "/programs/{program_id}/participants/{participant_id}/preferences",
     response_model=Preferences,
+    responses=problem_responses(404),
     dependencies=[Depends(require_program_access)],
 )
 async def get_preferences(program_id: UUID, participant_id: UUID, request: Request) -> Any:
@@ -66,6 +70,7 @@ async def get_preferences(program_id: UUID, participant_id: UUID, request: Reque
 @router.patch(
     "/programs/{program_id}/participants/{participant_id}/preferences",
     response_model=Preferences,
+    responses=problem_responses(404),
     dependencies=[Depends(require_program_access)],
 )
 async def set_preferences(
@@ -95,7 +100,7 @@ def _invalid_link() -> Problem:
     return Problem(404, "unsubscribe-link-invalid", "This unsubscribe link is not valid")
 
 
-@public.get("/unsubscribe/{token}", response_class=HTMLResponse)
+@public.get("/unsubscribe/{token}", response_class=HTMLResponse, responses=problem_responses(404))
 async def unsubscribe_page(token: str, request: Request) -> HTMLResponse:
     """A GET only shows the choices: mail scanners follow links, and must not unsubscribe
     anyone by doing so (RFC 8058 §3). The first button is what the one-click POST does; the
@@ -114,7 +119,7 @@ async def unsubscribe_page(token: str, request: Request) -> HTMLResponse:
     return HTMLResponse(_PAGE.format(title="Unsubscribe", text="Stop these emails?", form=form))
 
 
-@public.post("/unsubscribe/{token}", response_class=HTMLResponse)
+@public.post("/unsubscribe/{token}", response_class=HTMLResponse, responses=problem_responses(404))
 async def unsubscribe(token: str, request: Request) -> HTMLResponse:
     """One-click unsubscribe (``List-Unsubscribe=One-Click`` body, RFC 8058): marketing mail
     stops. Transactional mail stops too only with the page's explicit second choice."""

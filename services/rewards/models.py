@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -97,10 +98,14 @@ class RedemptionOut(BaseModel):
     balance: int
 
 
+# A code: up to 200 characters, at least one of them not whitespace (stripped when stored).
+CouponCode = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
+
+
 class CouponsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    codes: list[str] = Field(min_length=1, max_length=10_000)
+    codes: list[CouponCode] = Field(min_length=1, max_length=10_000)
 
 
 class CouponsOut(BaseModel):
