@@ -3,7 +3,7 @@
 Restarting the embedded broker loses its whole log (it keeps it in memory): topics, messages,
 consumer groups and their offsets. Recovery is what an operator does after a broker lost data:
 once the broker is back, replay every service's outbox from the restart time minus a margin
-(``python -m shared.messaging.replay``, which also recreates missing topics). Consumers start
+(``python -m shared.messaging.republish``, which also recreates missing topics). Consumers start
 from the earliest offset of the new, empty log and drop what they had already applied by event
 id.
 
@@ -70,7 +70,7 @@ async def replay_outbox(stack: Stack, service: str, since: datetime) -> int:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "shared.messaging.replay",
+        "shared.messaging.republish",
         "--since",
         since.isoformat(),
         env=stack.service_env(service),

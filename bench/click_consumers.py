@@ -30,7 +30,7 @@ import asyncpg
 
 from bench.servers import bench_servers
 from services.attribution.click_ingest import ClickConsumer, store_click
-from services.links.analytics.projector import ClickCounter, on_clicked
+from services.links.insights.projector import ClickCounter, on_clicked
 from shared.contracts import LinkClicked
 from shared.db import create_pool
 from shared.messaging.consumer import EventConsumer

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import stat
 import subprocess
@@ -221,7 +220,3 @@ class EmbeddedBroker:
             self._proc.kill()
             self._proc.wait(10)
         self._proc = None
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

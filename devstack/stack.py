@@ -141,7 +141,8 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
         }
         if self.embedded_broker:
-            # DESIGN.md §7: no InitProducerId, and long polls are not woken by new data.
+            # Tansu (the embedded broker) fails InitProducerId, so no idempotent producer, and
+            # does not wake long polls on new data, so a short fetch wait keeps latency low.
             env.setdefault("KAFKA_ENABLE_IDEMPOTENCE", "false")
             env.setdefault("KAFKA_FETCH_MAX_WAIT_MS", "15")
             # The count Tansu gives the topics it recreates after a restart (embedded.py).
@@ -177,7 +178,7 @@ class Stack:
     async def restart_broker(self) -> None:
         """Crash the embedded broker and start an empty one on the same port, then recreate
         the topics. Running services reconnect by themselves; what the old broker held is gone
-        (recovery: ``shared.messaging.replay``, see docs/operations.md)."""
+        (recovery: ``shared.messaging.republish``, see docs/operations.md)."""
         if self.broker is None:
             raise RuntimeError("only the embedded broker can be restarted")
         await asyncio.to_thread(self.broker.restart)

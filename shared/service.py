@@ -46,7 +46,7 @@ class Runtime:
     settings: ServiceSettings
     pool: asyncpg.Pool
     producer: AIOKafkaProducer
-    relay: OutboxRelay
+    relay: OutboxRelay | None
     consumers: list[EventConsumer]
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -81,6 +81,7 @@ def create_service_app(
     title: str,
     routers: Sequence[APIRouter] = (),
     consumers: Sequence[ConsumerGroup] = (),
+    relays_outbox: bool = True,
     on_start: Hook | None = None,
     on_stop: Hook | None = None,
 ) -> FastAPI:
@@ -91,12 +92,18 @@ def create_service_app(
         )
         producer = await start_producer(settings)
         await ensure_topics(settings)
-        relay = OutboxRelay(
-            dsn=settings.database_url,
-            producer=producer,
-            batch_size=settings.relay_batch_size,
-            poll_interval_s=settings.relay_poll_interval_s,
-            retention_hours=settings.outbox_retention_hours,
+        # A process that never writes to the outbox (the links gateway role) runs no relay:
+        # it would hold a database connection for nothing.
+        relay = (
+            OutboxRelay(
+                dsn=settings.database_url,
+                producer=producer,
+                batch_size=settings.relay_batch_size,
+                poll_interval_s=settings.relay_poll_interval_s,
+                retention_hours=settings.outbox_retention_hours,
+            )
+            if relays_outbox
+            else None
         )
         runtime = Runtime(
             settings,
@@ -106,7 +113,8 @@ def create_service_app(
             [build_consumer(group, settings, pool, producer) for group in consumers],
         )
         app.state.runtime = runtime
-        runtime.spawn(relay.run(runtime.stop), "outbox-relay")
+        if relay is not None:
+            runtime.spawn(relay.run(runtime.stop), "outbox-relay")
         for consumer in runtime.consumers:
             runtime.spawn(consumer.run(runtime.stop), f"consumer-{consumer.name}")
         if on_start is not None:

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Request
 
-from services.attribution import tracking
+from services.attribution.conversions import track_conversion, track_refund
 from services.attribution.models import (
     ClickOut,
     ConversionIn,
@@ -19,10 +19,11 @@ from services.attribution.models import (
     SignupOut,
 )
 from services.attribution.pii import Hasher
+from services.attribution.reporting import click
 from services.attribution.settings import DEV_PII_HASH_KEY
+from services.attribution.signups import track_signup
 from shared.http.auth import require_program_key
 from shared.http.idempotency import run_idempotent
-from shared.http.problems import Problem
 from shared.service import runtime_of
 
 router = APIRouter(prefix="/v1", tags=["tracking"])
@@ -49,7 +50,7 @@ async def signup(
         scope=f"signups:{program_id}",
         key=idempotency_key,
         body=body.model_dump(mode="json"),
-        effect=lambda conn: tracking.signup(conn, program_id, body, hasher, datetime.now(UTC)),
+        effect=lambda conn: track_signup(conn, program_id, body, hasher, datetime.now(UTC)),
     )
 
 
@@ -67,7 +68,7 @@ async def conversion(
         scope=f"conversions:{program_id}",
         key=idempotency_key,
         body=body.model_dump(mode="json"),
-        effect=lambda conn: tracking.conversion(conn, program_id, body, datetime.now(UTC)),
+        effect=lambda conn: track_conversion(conn, program_id, body, datetime.now(UTC)),
     )
 
 
@@ -85,7 +86,7 @@ async def refund(
         scope=f"refunds:{program_id}",
         key=idempotency_key,
         body=body.model_dump(mode="json"),
-        effect=lambda conn: tracking.refund(conn, program_id, body, datetime.now(UTC)),
+        effect=lambda conn: track_refund(conn, program_id, body, datetime.now(UTC)),
     )
 
 
@@ -94,15 +95,4 @@ async def get_click(
     click_id: UUID, request: Request, program_id: UUID = Depends(require_program_key)
 ) -> Any:
     """A click as attribution has recorded it (useful to see that capture works)."""
-    pool = runtime_of(request).pool
-    row = await pool.fetchrow("SELECT * FROM clicks WHERE click_id = $1", click_id)
-    if row is None or row["program_id"] != program_id:
-        raise Problem(
-            404, "click-not-found", f"No click {click_id} recorded (yet)", field="click_id"
-        )
-    return ClickOut(
-        click_id=row["click_id"],
-        code=row["code"],
-        participant_id=row["participant_id"],
-        attributable=row["attributable"],
-    )
+    return await click(runtime_of(request).pool, program_id, click_id)

@@ -25,10 +25,6 @@ class Decision:
     referrer_id: UUID | None
     reason: str
 
-    @property
-    def attributed(self) -> bool:
-        return self.referrer_id is not None
-
 
 def attribute_click(
     click: Click | None, *, program_id: UUID, signed_up_at: datetime, window_days: int
@@ -45,12 +41,6 @@ def attribute_click(
     if signed_up_at - click.clicked_at > timedelta(days=window_days):
         return Decision(None, "click_outside_window")
     return Decision(click.participant_id, "click")
-
-
-def version_in_force(versions: list[tuple[int, datetime]], at: datetime) -> int | None:
-    """The highest version whose ``effective_from`` is not after ``at``."""
-    eligible = [v for v, effective_from in versions if effective_from <= at]
-    return max(eligible) if eligible else None
 
 
 def first_click(

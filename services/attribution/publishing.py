@@ -1,11 +1,10 @@
-"""The referral events attribution writes to its outbox, all keyed by the referrer id."""
+"""The referral events attribution writes to its outbox (in the caller's transaction), all
+keyed by the referrer id."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 import asyncpg
 
@@ -22,7 +21,7 @@ from shared.messaging.outbox import OutboxRow, enqueue, outbox_row
 SOURCE = "/services/attribution"
 
 
-async def signed_up(
+async def enqueue_signed_up(
     conn: asyncpg.Connection, signup: dict[str, Any] | asyncpg.Record, variant: str | None
 ) -> None:
     await enqueue(
@@ -40,7 +39,7 @@ async def signed_up(
     )
 
 
-async def flagged(
+async def enqueue_flagged(
     conn: asyncpg.Connection, signup: dict[str, Any], rules: list[RuleOutcome], at: datetime
 ) -> None:
     await enqueue(
@@ -57,7 +56,7 @@ async def flagged(
     )
 
 
-async def rejected(
+async def enqueue_rejected(
     conn: asyncpg.Connection,
     signup: dict[str, Any] | asyncpg.Record,
     rules: list[RuleOutcome],
@@ -98,7 +97,7 @@ def _converted_event(
     )
 
 
-async def converted(
+async def enqueue_converted(
     conn: asyncpg.Connection,
     signup: dict[str, Any] | asyncpg.Record,
     conversion: dict[str, Any] | asyncpg.Record,
@@ -107,7 +106,7 @@ async def converted(
     await enqueue(conn, _converted_event(signup, conversion, variant), source=SOURCE)
 
 
-def converted_row(
+def converted_outbox_row(
     signup: dict[str, Any] | asyncpg.Record,
     conversion: dict[str, Any] | asyncpg.Record,
     variant: str | None,
@@ -117,7 +116,7 @@ def converted_row(
     return outbox_row(_converted_event(signup, conversion, variant), source=SOURCE)
 
 
-async def reversed_(
+async def enqueue_reversed(
     conn: asyncpg.Connection,
     signup: dict[str, Any] | asyncpg.Record,
     conversion: dict[str, Any] | asyncpg.Record,
@@ -141,7 +140,3 @@ async def reversed_(
         ),
         source=SOURCE,
     )
-
-
-def new_id() -> UUID:
-    return uuid.uuid4()

@@ -1,9 +1,10 @@
 from services.links.app import create_app
-from services.links.redirect import Gateway
+from services.links.gateway.routes import Gateway
 from services.links.settings import LinksSettings
 from shared.service import serve
 
 settings = LinksSettings()
 app = create_app(settings)
-# uvicorn calls the raw-ASGI gateway first: a redirect never enters FastAPI at all.
+# uvicorn calls the raw-ASGI gateway first: a redirect never enters FastAPI at all. In the
+# insights role no redirector is ever installed, so every request goes to FastAPI.
 serve(Gateway(app, app.state.slot), settings)

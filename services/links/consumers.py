@@ -1,9 +1,10 @@
 """The one place that maps topics to handlers in links: the analytics read models, in the
-service's own group, and clicks counted a batch at a time in group ``<service>-clicks``."""
+service's own group, and clicks counted a batch at a time in group ``<service>-clicks``.
+Only the ``all`` and ``insights`` roles run them (see app.py)."""
 
 from __future__ import annotations
 
-from services.links.analytics.projector import HANDLERS, ClickCounter, on_clicked
+from services.links.insights.projector import HANDLERS, ClickCounter, on_clicked
 from services.links.settings import LinksSettings
 from shared.contracts import LinkClicked
 from shared.messaging.groups import ConsumerGroup

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from pydantic import SecretStr
 
@@ -13,6 +14,11 @@ class LinksSettings(ServiceSettings):
     port: int = 8001
     # Where referral links point, e.g. https://ref.example.com (no trailing slash).
     public_base_url: str = "http://127.0.0.1:8001"
+    # What this process serves (LINKS_ROLE): ``all`` (the default: one process does it all),
+    # ``gateway`` (redirect, click capture, QR codes: scaled on HTTP load) or ``insights``
+    # (the projector's consumers, the management and analytics APIs and the pages: scaled on
+    # consumer lag). See app.py.
+    links_role: Literal["all", "gateway", "insights"] = "all"
 
     # Click capture. The journal (also the spill file) must be on a disk the next process of
     # this replica sees (a volume in Kubernetes); one folder per replica.
@@ -43,3 +49,7 @@ class LinksSettings(ServiceSettings):
             return self.visitor_hash_secret.get_secret_value().encode()
         admin = self.admin_api_key.get_secret_value() if self.admin_api_key else ""
         return f"visitor-hash:{admin}".encode()
+
+
+# ``ce_source`` of every event links writes to its outbox.
+EVENT_SOURCE = "/services/links"

@@ -5,7 +5,7 @@
 - The inbox (``processed_events``) is written in that transaction: a redelivery is a no-op.
 - Offsets are committed only after the transaction commits.
 - A message that cannot be parsed, fails validation, or still fails after bounded retries is
-  sent to ``<topic>.dlq`` with the error in headers; the loop moves on.
+  sent to ``<topic>.dlq`` with the error in headers (``dlq.send_to_dlq``); the loop moves on.
 - A database or broker outage is not the message's fault: the batch is retried from its first
   offset with backoff and nothing goes to the DLQ.
 """
@@ -15,11 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import traceback
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -30,12 +27,13 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from shared.aio import sleep_unless
-from shared.contracts import BY_TYPE, dlq_topic
+from shared.contracts import BY_TYPE
 from shared.contracts.base import Event
 from shared.messaging import outbox
+from shared.messaging.dlq import FailedMessage, send_to_dlq
 from shared.messaging.envelope import Envelope, EnvelopeError
 from shared.messaging.inbox import first_deliveries, first_delivery
-from shared.metrics import CONSUMER_LAG, DLQ_SENT, EVENTS_CONSUMED
+from shared.metrics import CONSUMER_LAG, EVENTS_CONSUMED
 from shared.telemetry import extract_context
 
 log = logging.getLogger(__name__)
@@ -71,12 +69,6 @@ class _HandlerFailed(Exception):
         super().__init__(repr(error))
         self.index = index
         self.error = error
-
-
-@dataclass
-class FailedMessage:
-    record: ConsumerRecord[bytes, bytes]
-    error: BaseException
 
 
 class EventConsumer:
@@ -377,23 +369,7 @@ class EventConsumer:
         )
 
     async def _dead_letter(self, failed: FailedMessage) -> None:
-        record, error = failed.record, failed.error
-        headers = list(record.headers or ())
-        headers += [
-            ("dlq_error", str(error)[:2000].encode()),
-            ("dlq_error_type", type(error).__name__.encode()),
-            ("dlq_traceback", "".join(traceback.format_exception(error))[-4000:].encode()),
-            ("dlq_consumer", self.name.encode()),
-            ("dlq_original_topic", record.topic.encode()),
-            ("dlq_original_partition", str(record.partition).encode()),
-            ("dlq_original_offset", str(record.offset).encode()),
-            ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
-        ]
-        await self.producer.send_and_wait(
-            dlq_topic(record.topic), value=record.value, key=record.key, headers=headers
-        )
-        DLQ_SENT.labels(self.name, record.topic).inc()
-        EVENTS_CONSUMED.labels(self.name, record.topic, "dead_lettered").inc()
+        await send_to_dlq(self.producer, self.name, failed)
 
     def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
         for tp, position in self._positions.items():

@@ -1,10 +1,13 @@
-"""Operate dead-letter topics: look at what failed, and send it back once fixed.
+"""Dead-letter topics: send a message there, show what failed, resend it once fixed.
+
+A consumer hands a message it gives up on to ``send_to_dlq``: the original key, value and
+headers go to ``<topic>.dlq`` with ``dlq_*`` headers saying who failed, where and why.
 
 ``python -m shared.messaging.dlq show <topic>`` prints each dead letter with its error;
-``python -m shared.messaging.dlq replay <topic> [--consumer NAME]`` re-publishes every dead
+``python -m shared.messaging.dlq resend <topic> [--consumer NAME]`` re-publishes every dead
 letter of ``<topic>.dlq`` (optionally only those one consumer gave up on) to ``<topic>``, with
-its original headers. The replayer commits its own offsets on the DLQ, so each dead letter is
-sent back once; consumers de-duplicate by event id, so a replay never applies anything twice.
+its original headers. The resender commits its own offsets on the DLQ, so each dead letter is
+sent back once; consumers de-duplicate by event id, so a resend never applies anything twice.
 """
 
 from __future__ import annotations
@@ -12,15 +15,48 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import traceback
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from shared.contracts import dlq_topic
 from shared.messaging.producer import make_producer
+from shared.metrics import DLQ_SENT, EVENTS_CONSUMED
 from shared.settings import ServiceSettings
 
-REPLAYER_GROUP = "dlq-replayer"
+# The resender's consumer group on the DLQ (its id predates the command's name; kept so that
+# positions already committed stay valid).
+RESENDER_GROUP = "dlq-replayer"
+
+
+@dataclass
+class FailedMessage:
+    record: ConsumerRecord[bytes, bytes]
+    error: BaseException
+
+
+async def send_to_dlq(producer: AIOKafkaProducer, consumer: str, failed: FailedMessage) -> None:
+    """Dead-letter one message that consumer group ``consumer`` gave up on: the original key,
+    value and headers, plus the error and the message's origin in ``dlq_*`` headers."""
+    record, error = failed.record, failed.error
+    headers = list(record.headers or ())
+    headers += [
+        ("dlq_error", str(error)[:2000].encode()),
+        ("dlq_error_type", type(error).__name__.encode()),
+        ("dlq_traceback", "".join(traceback.format_exception(error))[-4000:].encode()),
+        ("dlq_consumer", consumer.encode()),
+        ("dlq_original_topic", record.topic.encode()),
+        ("dlq_original_partition", str(record.partition).encode()),
+        ("dlq_original_offset", str(record.offset).encode()),
+        ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
+    ]
+    await producer.send_and_wait(
+        dlq_topic(record.topic), value=record.value, key=record.key, headers=headers
+    )
+    DLQ_SENT.labels(consumer, record.topic).inc()
+    EVENTS_CONSUMED.labels(consumer, record.topic, "dead_lettered").inc()
 
 
 @dataclass(frozen=True)
@@ -75,12 +111,12 @@ async def read_dead_letters(
     return consumer, letters
 
 
-async def replay(settings: ServiceSettings, topic: str, *, consumer_name: str | None = None) -> int:
+async def resend(settings: ServiceSettings, topic: str, *, consumer_name: str | None = None) -> int:
     """Send dead letters back to their topic; returns how many were re-published.
 
-    Each filter has its own replayer group (its own position on the DLQ), so replaying one
+    Each filter has its own resender group (its own position on the DLQ), so resending one
     consumer's dead letters never skips another's."""
-    group = REPLAYER_GROUP if consumer_name is None else f"{REPLAYER_GROUP}-{consumer_name}"
+    group = RESENDER_GROUP if consumer_name is None else f"{RESENDER_GROUP}-{consumer_name}"
     reader, letters = await read_dead_letters(settings, topic, group=group)
     producer: AIOKafkaProducer = make_producer(settings)
     await producer.start()
@@ -111,16 +147,16 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     show_cmd = sub.add_parser("show", help="print the dead letters of a topic")
     show_cmd.add_argument("topic")
-    replay_cmd = sub.add_parser("replay", help="re-publish dead letters to their topic")
-    replay_cmd.add_argument("topic")
-    replay_cmd.add_argument("--consumer", help="only those this consumer group gave up on")
+    resend_cmd = sub.add_parser("resend", help="re-publish dead letters to their topic")
+    resend_cmd.add_argument("topic")
+    resend_cmd.add_argument("--consumer", help="only those this consumer group gave up on")
     args = parser.parse_args()
     settings = ServiceSettings()
     if args.command == "show":
         for row in asyncio.run(show(settings, args.topic)):
             print(json.dumps(row))
     else:
-        count = asyncio.run(replay(settings, args.topic, consumer_name=args.consumer))
+        count = asyncio.run(resend(settings, args.topic, consumer_name=args.consumer))
         print(f"{count} dead letter(s) re-published to {args.topic}")
 
 

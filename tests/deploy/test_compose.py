@@ -1,7 +1,7 @@
 """docker-compose.yml: valid against the Compose specification, and wired the way production is.
 
 No container is started: the file is read with PyYAML and checked against the Compose JSON Schema
-(shared/schemas/compose-spec.json, beside the repository) and against what the platform needs.
+(a copy kept in tests/deploy/schemas/, see the README there) and against what the platform needs.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
-SCHEMA_FILE = REPO.parent / "shared/schemas/compose-spec.json"
+SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "compose-spec.json"
 
 APP_SERVICES = {"links": 8001, "attribution": 8002, "rewards": 8003, "notifications": 8004}
 INFRA_SERVICES = {"kafka", "postgres", "otel-collector", "jaeger", "migrate", "mailpit"}

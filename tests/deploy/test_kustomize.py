@@ -27,7 +27,13 @@ OVERLAYS = ("dev", "prod")
 TARGETS = ("base", *(f"overlays/{o}" for o in OVERLAYS))
 
 SERVICES = {"links": 8001, "attribution": 8002, "rewards": 8003, "notifications": 8004}
-CONSUMERS = ("attribution", "rewards", "notifications")
+# links runs as two Deployments of one service: `links` (LINKS_ROLE=gateway: redirects, QR
+# codes; scaled on CPU) and `links-insights` (LINKS_ROLE=insights: APIs, pages, projector).
+DEPLOYMENTS = {**SERVICES, "links-insights": 8001}
+LINKS_ROLES = {"links": "gateway", "links-insights": "insights"}
+CONSUMERS = ("attribution", "rewards", "notifications", "links-insights")
+# Consumer groups a Deployment's replicas join (named after the service, except links').
+CONSUMER_GROUPS = {"links-insights": {"links", "links-clicks"}}
 SECRET_NAME = "referral-platform-secrets"
 SECRET_KEYS = {"ADMIN_API_KEY", *(f"{s.upper()}_DATABASE_URL" for s in SERVICES)}
 # Secret keys that exactly one service needs: key -> (that service, optional in the Secret).
@@ -45,6 +51,11 @@ MIN_K8S = "1.29"
 CUSTOM_KINDS = {"ServiceMonitor", "ScaledObject"}
 
 Obj = dict[str, Any]
+
+
+def service_of(deployment: str) -> str:
+    """The service a Deployment runs (its module, database and telemetry name)."""
+    return deployment.removesuffix("-insights")
 
 
 def kubectl() -> str:
@@ -165,18 +176,20 @@ def workloads(target: str) -> list[tuple[str, Obj]]:
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_one_deployment_per_service(target: str) -> None:
+def test_one_deployment_per_service_role(target: str) -> None:
     deployments = of_kind(target, "Deployment")
-    assert set(deployments) == set(SERVICES)
-    for name, port in SERVICES.items():
+    assert set(deployments) == set(DEPLOYMENTS)
+    for name, port in DEPLOYMENTS.items():
         (container,) = pod_spec(deployments[name])["containers"]
-        assert container["args"] == [f"services.{name}"]
+        assert container["args"] == [f"services.{service_of(name)}"]
         assert "command" not in container, "the image's `python -m` entrypoint is used"
         assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
         env = env_map(container)
         assert env["PORT"]["value"] == str(port)
-        assert env["OTEL_SERVICE_NAME"]["value"] == name
+        assert env["OTEL_SERVICE_NAME"]["value"] == service_of(name)
         assert "replicas" not in deployments[name]["spec"], "replicas belong to the autoscaler"
+        if name in LINKS_ROLES:
+            assert env["LINKS_ROLE"]["value"] == LINKS_ROLES[name]
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -236,7 +249,7 @@ def test_secrets_are_referenced_not_committed(target: str) -> None:
         env = env_map(container)
         assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
             "name": SECRET_NAME,
-            "key": f"{name.upper()}_DATABASE_URL",
+            "key": f"{service_of(name).upper()}_DATABASE_URL",
         }, "a service gets its own database URL only"
         assert env["ADMIN_API_KEY"]["valueFrom"]["secretKeyRef"] == {
             "name": SECRET_NAME,
@@ -391,10 +404,16 @@ def test_first_phase_selector_picks_what_migrations_need(overlay: str) -> None:
 def test_services_select_their_pods(target: str) -> None:
     deployments = of_kind(target, "Deployment")
     services = of_kind(target, "Service")
-    assert set(services) == set(SERVICES)
+    assert set(services) == set(DEPLOYMENTS)
     for name, svc in services.items():
-        pod_labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
-        assert label_match(svc["spec"]["selector"], pod_labels), name
+        selected = [
+            d
+            for d, deployment in deployments.items()
+            if label_match(
+                svc["spec"]["selector"], deployment["spec"]["template"]["metadata"]["labels"]
+            )
+        ]
+        assert selected == [name], f"{name} selects {selected}"
         assert svc["spec"]["ports"][0]["targetPort"] == "http"
         assert svc["spec"]["ports"][0]["name"] == "http"
 
@@ -413,8 +432,9 @@ def test_ingress_routes(target: str) -> None:
             assert backend["port"] == {"name": "http"}
             assert path["pathType"] == "Prefix"
             routes.setdefault(backend["name"], set()).add(path["path"])
-            hosts.setdefault(backend["name"], set()).add(rule["host"])
-    assert routes["links"] == {"/r", "/v1"}
+            hosts.setdefault(service_of(backend["name"]), set()).add(rule["host"])
+    assert routes["links"] == {"/r", "/qr"}, "the gateway: redirects and QR codes"
+    assert routes["links-insights"] == {"/v1", "/s"}, "links' APIs and scoreboard pages"
     for name in ("attribution", "rewards"):
         assert routes[name] == {"/v1"}
     assert routes["notifications"] == {"/v1", "/unsubscribe"}, "unsubscribe links are public"
@@ -447,7 +467,7 @@ def test_prod_ingress_has_tls_for_every_host() -> None:
 def test_pod_disruption_budgets(target: str) -> None:
     deployments = of_kind(target, "Deployment")
     pdbs = of_kind(target, "PodDisruptionBudget")
-    assert set(pdbs) == set(SERVICES)
+    assert set(pdbs) == set(DEPLOYMENTS)
     for name, pdb in pdbs.items():
         pod_labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
         assert label_match(pdb["spec"]["selector"]["matchLabels"], pod_labels)
@@ -471,7 +491,7 @@ def autoscaled_by(target: str) -> dict[str, list[str]]:
 @pytest.mark.parametrize("target", TARGETS)
 def test_every_deployment_has_exactly_one_autoscaler(target: str) -> None:
     scaled = autoscaled_by(target)
-    assert set(scaled) == set(SERVICES)
+    assert set(scaled) == set(DEPLOYMENTS)
     for name, scalers in scaled.items():
         assert len(scalers) == 1, f"{name} is scaled by {scalers}: two HPAs would fight"
 
@@ -501,7 +521,7 @@ def test_prod_has_more_replicas_and_bigger_pods_than_dev() -> None:
         value = container["resources"]["requests"]["memory"]
         return int(value[:-2]) * (1024 if value.endswith("Gi") else 1)
 
-    for name in SERVICES:
+    for name in DEPLOYMENTS:
         assert floor("overlays/prod", name) > floor("overlays/dev", name), name
         assert floor("overlays/prod", name) >= 2, f"{name}: prod must survive losing a pod"
         assert memory_mi("overlays/prod", name) > memory_mi("overlays/dev", name), name
@@ -516,20 +536,25 @@ def test_prod_scales_consumers_on_kafka_lag() -> None:
         assert spec["scaleTargetRef"]["name"] == name
         assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"], "never scale to zero"
         kafka = [t for t in spec["triggers"] if t["type"] == "kafka"]
-        assert len(kafka) == 1, name
-        meta = kafka[0]["metadata"]
-        assert meta["consumerGroup"] == name, "consumer groups are named after the service"
-        assert meta.get("bootstrapServers") or meta.get("bootstrapServersFromEnv")
-        if "bootstrapServersFromEnv" in meta:
-            (container,) = pod_spec(of_kind("overlays/prod", "Deployment")[name])["containers"]
-            (config,) = of_kind("overlays/prod", "ConfigMap").values()
-            assert meta["bootstrapServersFromEnv"] in config["data"]
-            assert container["envFrom"][0]["configMapRef"]["name"] == config["metadata"]["name"]
-        assert int(meta["lagThreshold"]) > 0
-        assert all(isinstance(v, str) for v in meta.values()), "KEDA metadata values are strings"
-        (cm,) = of_kind("overlays/prod", "ConfigMap").values()
-        partitions = int(cm["data"]["KAFKA_TOPIC_PARTITIONS"])
-        assert spec["maxReplicaCount"] <= partitions, "replicas beyond partitions sit idle"
+        groups = {t["metadata"]["consumerGroup"] for t in kafka}
+        assert len(kafka) == len(groups), f"{name}: one trigger per consumer group"
+        assert groups == CONSUMER_GROUPS.get(name, {name}), "every group the replicas join"
+        for trigger in kafka:
+            check_lag_trigger(name, trigger["metadata"], spec)
+
+
+def check_lag_trigger(name: str, meta: Obj, spec: Obj) -> None:
+    assert meta.get("bootstrapServers") or meta.get("bootstrapServersFromEnv")
+    if "bootstrapServersFromEnv" in meta:
+        (container,) = pod_spec(of_kind("overlays/prod", "Deployment")[name])["containers"]
+        (config,) = of_kind("overlays/prod", "ConfigMap").values()
+        assert meta["bootstrapServersFromEnv"] in config["data"]
+        assert container["envFrom"][0]["configMapRef"]["name"] == config["metadata"]["name"]
+    assert int(meta["lagThreshold"]) > 0
+    assert all(isinstance(v, str) for v in meta.values()), "KEDA metadata values are strings"
+    (cm,) = of_kind("overlays/prod", "ConfigMap").values()
+    partitions = int(cm["data"]["KAFKA_TOPIC_PARTITIONS"])
+    assert spec["maxReplicaCount"] <= partitions, "replicas beyond partitions sit idle"
 
 
 def test_dev_needs_no_keda() -> None:
@@ -596,7 +621,7 @@ def test_service_monitors(overlay: str) -> None:
     target = f"overlays/{overlay}"
     monitors = of_kind(target, "ServiceMonitor")
     services = of_kind(target, "Service")
-    assert set(monitors) == set(SERVICES)
+    assert set(monitors) == set(DEPLOYMENTS)
     for name, sm in monitors.items():
         assert sm["apiVersion"] == "monitoring.coreos.com/v1"
         assert sm["metadata"]["namespace"]

@@ -10,7 +10,7 @@ from datetime import datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.links.clicks import encode_value, headers_for
+from services.links.gateway.click_events import encode_value, headers_for
 from shared.contracts import LinkClicked
 from shared.messaging.envelope import Envelope
 

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.links.codes import CODE_CHARS_RE, new_code, vanity_problem
-from services.links.experiments import assign_variant
-from services.links.sharing import qr_png, qr_svg, share_url
+from services.links.participants.codes import CODE_CHARS_RE, new_code, vanity_problem
+from services.links.participants.sharing import qr_png, qr_svg, share_url
+from services.links.programs.experiments import assign_variant
 from shared.contracts.programs import Variant
 
 
@@ -68,7 +68,7 @@ def test_no_variants_no_assignment() -> None:
 
 
 def test_share_links_and_qr_codes() -> None:
-    url = share_url("https://ref.example.com/r/ABC", "whatsapp", {"utm_campaign": "spring"})
-    assert url == "https://ref.example.com/r/ABC?ch=whatsapp&utm_campaign=spring"
+    url = share_url("https://ref.example.com/r/ABC", "whatsapp")
+    assert url == "https://ref.example.com/r/ABC?ch=whatsapp"
     assert b"<svg" in qr_svg(url)
     assert qr_png(url).startswith(b"\x89PNG")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from services.links.models import ParticipantCreate, ProgramCreate, ProgramDefinitionIn
+from services.links.participants.models import ParticipantCreate
+from services.links.programs.models import ProgramCreate, ProgramDefinitionIn
 
 HOSTS = ["shop.example.com", "www.shop.example.com"]
 

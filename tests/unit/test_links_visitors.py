@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.links.ratelimit import RateLimiter
-from services.links.visitors import BotDetector, UniqueClicks, VisitorHasher
+from services.links.gateway.ratelimit import RateLimiter
+from services.links.gateway.visitors import BotDetector, UniqueClicks, VisitorHasher
 
 DAY = 86_400.0
 

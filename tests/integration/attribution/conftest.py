@@ -14,21 +14,21 @@ import httpx
 import pytest
 
 from services.attribution.app import create_app
-from services.attribution.click_ingest import store_click
-from services.attribution.consumers import handlers
-from services.attribution.pii import Hasher
+from services.attribution.consumers import consumer_groups
 from services.attribution.settings import AttributionSettings
-from shared.contracts import ApiKeyIssued, LinkClicked, ParticipantEnrolled, ProgramPublished
 from shared.contracts.programs import ProgramDefinition
 from shared.http.auth import new_program_key
 from shared.messaging.envelope import Envelope
 from shared.messaging.outbox import envelope_for
 from shared.settings import ServiceSettings
+from tests.factories import api_key_issued, link_clicked, participant_enrolled, program_published
 from tests.integration.kafka_helpers import migrated
 
+# Every topic's per-message handler, as the service's consumer groups declare them.
 HANDLERS = {
-    **handlers(Hasher(AttributionSettings().pii_hash_key.get_secret_value())),
-    LinkClicked.TOPIC: store_click,
+    topic: handler
+    for group in consumer_groups(AttributionSettings())
+    for topic, handler in group.handlers.items()
 }
 
 
@@ -56,11 +56,10 @@ class Tracking:
         definition = ProgramDefinition(destination_url="https://shop.example.com/", **sections)
         await apply(
             self.pool,
-            ProgramPublished(
-                program_id=self.program_id,
+            program_published(
+                self.program_id,
                 version=version,
                 effective_from=effective_from or datetime.now(UTC) - timedelta(days=365),
-                name="test",
                 definition=definition,
             ),
         )
@@ -69,12 +68,7 @@ class Tracking:
         issued = new_program_key()
         await apply(
             self.pool,
-            ApiKeyIssued(
-                key_id=issued.key_id,
-                program_id=self.program_id,
-                key_hash=issued.key_hash,
-                created_at=datetime.now(UTC),
-            ),
+            api_key_issued(self.program_id, key_id=issued.key_id, key_hash=issued.key_hash),
         )
         self.key = issued.secret
 
@@ -82,21 +76,10 @@ class Tracking:
         self, *, external_user_id: str | None = None, email: str | None = None,
         variant: str | None = None,
     ) -> tuple[uuid.UUID, str]:  # fmt: skip
-        pid, code = uuid.uuid4(), uuid.uuid4().hex[:10].upper()
-        await apply(
-            self.pool,
-            ParticipantEnrolled(
-                participant_id=pid,
-                program_id=self.program_id,
-                external_user_id=external_user_id or f"user-{pid.hex[:8]}",
-                code=code,
-                link_url=f"https://l.example/r/{code}",
-                email=email,
-                variant=variant,
-                enrolled_at=datetime.now(UTC),
-            ),
-        )
-        return pid, code
+        named = {"external_user_id": external_user_id} if external_user_id else {}
+        event = participant_enrolled(self.program_id, email=email, variant=variant, **named)
+        await apply(self.pool, event)
+        return event.participant_id, event.code
 
     async def click(
         self,
@@ -106,20 +89,15 @@ class Tracking:
         attributable: bool = True,
         visitor_hash: str | None = None,
     ) -> uuid.UUID:
-        click_id = uuid.uuid4()
-        await apply(
-            self.pool,
-            LinkClicked(
-                click_id=click_id,
-                code="CODE",
-                program_id=self.program_id,
-                participant_id=participant_id,
-                clicked_at=datetime.now(UTC) - ago,
-                attributable=attributable,
-                visitor_hash=visitor_hash,
-            ),
+        event = link_clicked(
+            self.program_id,
+            participant_id,
+            clicked_at=datetime.now(UTC) - ago,
+            attributable=attributable,
+            visitor_hash=visitor_hash,
         )
-        return click_id
+        await apply(self.pool, event)
+        return event.click_id
 
     async def post(self, path: str, body: dict[str, Any], **headers: str) -> httpx.Response:
         return await self.client.post(f"/v1/{path}", json=body, headers={**self.auth, **headers})

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 from aiokafka import ConsumerRecord
@@ -14,10 +13,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from services.attribution.click_ingest import ClickConsumer, store_click
 from services.attribution.consumers import CLICKS_CONSUMER
-from shared.contracts import LinkClicked, ParticipantErased, dlq_topic
+from shared.contracts import LinkClicked, dlq_topic
 from shared.messaging.envelope import Envelope
 from shared.messaging.outbox import envelope_for
 from shared.settings import ServiceSettings
+from tests.factories import link_clicked, participant_erased
 from tests.integration.attribution.conftest import Tracking, apply
 from tests.integration.kafka_helpers import read_topic, running, wait_for
 
@@ -25,13 +25,8 @@ TOPIC = LinkClicked.TOPIC
 
 
 def _click_event(tracking: Tracking, participant_id: uuid.UUID) -> LinkClicked:
-    return LinkClicked(
-        click_id=uuid.uuid4(),
-        code="CODE1234",
-        program_id=tracking.program_id,
-        participant_id=participant_id,
-        clicked_at=datetime.now(UTC),
-        visitor_hash=uuid.uuid4().hex,
+    return link_clicked(
+        tracking.program_id, participant_id, code="CODE1234", visitor_hash=uuid.uuid4().hex
     )
 
 
@@ -120,9 +115,7 @@ async def test_an_erased_participant_is_forgotten(tracking: Tracking) -> None:
     await tracking.post(
         "signups", {"customer_id": "ref-42-friend", "referral_code": code, "ip": "192.0.2.1"}
     )
-    event = ParticipantErased(
-        participant_id=referrer, program_id=tracking.program_id, erased_at=datetime.now(UTC)
-    )
+    event = participant_erased(tracking.program_id, referrer)
     await apply(tracking.pool, event)
     await apply(tracking.pool, event)  # a second delivery changes nothing more
     row = await tracking.pool.fetchrow(

@@ -6,7 +6,7 @@ import json
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
-from services.links.ratelimit import RateLimiter
+from services.links.gateway.ratelimit import RateLimiter
 from shared.contracts import LinkClicked
 from tests.integration.kafka_helpers import read_topic
 from tests.integration.links.conftest import Links

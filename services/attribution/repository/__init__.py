@@ -1,0 +1,3 @@
+"""All SQL of attribution, by the tables it touches: ``inputs`` (what links tells us: program
+versions, participants, clicks), ``referrals`` (signups, fraud decisions, conversions, refunds)
+and ``counts`` (the review queue page and the funnel)."""

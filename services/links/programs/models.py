@@ -1,0 +1,117 @@
+"""Request and response models of programs, versions and keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from shared.contracts.programs import ProgramDefinition
+
+
+class ProgramDefinitionIn(ProgramDefinition):
+    """A definition as a company writes it; the redirect may only ever go to allowed hosts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    destination_url: str = Field(max_length=2000)
+    click_id_param: str = Field(default="ref_click", pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,39}$")
+
+    allowed_hosts: list[str] = Field(default=[], max_length=50)
+
+    @model_validator(mode="after")
+    def _check_urls(self) -> ProgramDefinitionIn:
+        hosts = {h.lower() for h in self.allowed_hosts}
+        errors: list[InitErrorDetails] = []
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            errors.append(
+                InitErrorDetails(
+                    type=PydanticCustomError("duplicate_variant", "variant names must be unique"),  # type: ignore[arg-type]
+                    loc=("variants",),
+                    input=names,
+                )
+            )
+        elif self.variants and sum(v.weight for v in self.variants) == 0:
+            errors.append(
+                InitErrorDetails(
+                    type=PydanticCustomError("zero_weights", "at least one variant needs a weight"),  # type: ignore[arg-type]
+                    loc=("variants",),
+                    input=names,
+                )
+            )
+        for name in ("destination_url", "fallback_url"):
+            url = getattr(self, name)
+            if url is None:
+                continue
+            parts = urlsplit(url)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                message = "must be an absolute http(s) URL"
+            elif hosts and parts.hostname.lower() not in hosts:
+                message = f"host {parts.hostname!r} is not in allowed_hosts"
+            else:
+                continue
+            # Reported at the field itself so that the problem document names it.
+            errors.append(
+                InitErrorDetails(
+                    type=PydanticCustomError("url_not_allowed", message),  # type: ignore[arg-type]
+                    loc=(name,),
+                    input=url,
+                )
+            )
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+
+class ProgramCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    definition: ProgramDefinitionIn
+    effective_from: datetime | None = Field(
+        default=None, description="Now (the default) or a future time, with a time zone"
+    )
+
+
+class VersionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    definition: ProgramDefinitionIn
+    effective_from: datetime | None = Field(
+        default=None, description="Now (the default) or a future time, with a time zone"
+    )
+
+
+class ProgramOut(BaseModel):
+    id: UUID
+    name: str
+    status: Literal["active", "paused"]
+    version: int = Field(description="The version this answer shows")
+    effective_from: datetime
+    in_force: bool = Field(description="Whether that version is the one in force now")
+    latest_version: int
+    definition: ProgramDefinition
+
+
+class VersionOut(BaseModel):
+    version: int
+    effective_from: datetime
+    status: Literal["active", "paused"]
+    created_at: datetime
+    definition: ProgramDefinition
+
+
+class VersionPage(BaseModel):
+    items: list[VersionOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page")
+
+
+class KeyOut(BaseModel):
+    key_id: str
+    program_id: UUID
+    secret_key: str = Field(description="Shown once; only its hash is stored")
