@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.http.auth import require_admin, require_program_access, require_program_key
@@ -76,18 +76,18 @@ def _dependants(dependant: Dependant) -> Iterator[Dependant]:
         yield from _dependants(dependency)
 
 
-def _authenticated(route: APIRoute) -> bool:
+def _authenticated(route: RouteContext) -> bool:
     return any(d.call in AUTH_DEPENDENCIES for d in _dependants(route.dependant))
 
 
-def _takes_input(route: APIRoute) -> bool:
+def _takes_input(route: RouteContext) -> bool:
     return route.body_field is not None or any(
         d.path_params or d.query_params or d.header_params or d.cookie_params
         for d in _dependants(route.dependant)
     )
 
 
-def default_statuses(route: APIRoute) -> list[int]:
+def default_statuses(route: RouteContext) -> list[int]:
     """What a route answers by the shared conventions, whatever its own rules."""
     statuses = []
     if route.body_field is not None:
@@ -115,8 +115,8 @@ def _document(app: FastAPI) -> dict[str, Any]:
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     secured = False
-    for route in app.routes:
-        if not isinstance(route, APIRoute) or not route.include_in_schema:
+    for route in iter_route_contexts(app.routes):
+        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
             continue
         authenticated = _authenticated(route)
         secured |= authenticated

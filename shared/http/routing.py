@@ -3,6 +3,7 @@ GET and POST are two routes, and Starlette's own 405 names only the first one's)
 
 from __future__ import annotations
 
+from fastapi.routing import iter_route_contexts
 from starlette.requests import Request
 from starlette.routing import Match
 
@@ -11,7 +12,7 @@ def allowed_methods(request: Request) -> list[str]:
     """The methods of every route whose path matches the request's, sorted."""
     scope = {**request.scope, "type": "http"}
     methods: set[str] = set()
-    for route in request.app.router.routes:
+    for route in iter_route_contexts(request.app.router.routes):
         match, _ = route.matches(scope)
         if match is not Match.NONE:
             methods |= set(getattr(route, "methods", None) or ())
