@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from services.notifications.catalog import TRIGGERS
 from shared.contracts import TOPICS
@@ -50,8 +50,8 @@ class Preferences(BaseModel):
 class PreferencesPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    transactional: bool | None = None
-    marketing: bool | None = None
+    transactional: StrictBool | None = None
+    marketing: StrictBool | None = None
 
 
 # ---- templates ----
@@ -106,7 +106,7 @@ class EndpointIn(BaseModel):
 class EndpointPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
     url: str | None = Field(default=None, min_length=1, max_length=2000, pattern=WEBHOOK_URL)
     event_types: list[EventType] | None = None
 

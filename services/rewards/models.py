@@ -8,7 +8,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.contracts.base import MinorUnits, UnitCode
+from shared.contracts.base import UnitCode
+from shared.http.openapi import JsonInt
 
 
 class RewardOut(BaseModel):
@@ -87,7 +88,7 @@ class RewardActionOut(BaseModel):
 class RedemptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: MinorUnits = Field(gt=0)
+    amount: JsonInt = Field(gt=0, le=10**12)
     unit: UnitCode
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from shared.http.auth import require_admin, require_program_access, require_program_key
 from shared.http.problems import PROBLEM_JSON, TITLES
@@ -50,6 +50,15 @@ class ProblemDocument(BaseModel):
     errors: list[FieldError] | None = Field(
         default=None, description="Every invalid field (validation errors)"
     )
+
+
+def _whole(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# An integer as JSON Schema reads one: 2 and 2.0, never "2" or true. Request bodies use it
+# so the server accepts exactly what their documented ``"type": "integer"`` admits.
+JsonInt = Annotated[int, BeforeValidator(_whole), Field(strict=True)]
 
 
 def one_of(names: Iterable[str]) -> str:

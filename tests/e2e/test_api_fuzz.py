@@ -18,7 +18,7 @@ import pytest
 
 from devstack.journey import Urls
 from devstack.stack import Stack
-from tests.conftest import OUTPUT_DIR
+from tests.conftest import OUTPUT_DIR, REPO_ROOT
 
 SERVICES = ["rewards", "notifications"]
 CASES_PER_OPERATION = 20
@@ -54,7 +54,12 @@ def test_api_keeps_to_its_openapi_document(service: str, stack: Stack, urls: Url
         "--report-dir",
         str(reports),
     ]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "SCHEMATHESIS_HOOKS": "tests.e2e.fuzz_hooks",
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    run = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
     output = run.stdout + run.stderr
     (reports / "output.txt").write_text(output)
     generated = _GENERATED.search(output)
