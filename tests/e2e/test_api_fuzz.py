@@ -34,12 +34,12 @@ def test_api_keeps_to_its_openapi_document(service: str, stack: Stack, urls: Url
     reports.mkdir(parents=True, exist_ok=True)
     command = [
         str(Path(sys.executable).with_name("schemathesis")),
+        "--config-file",
+        str(Path(__file__).with_name("fuzz.toml")),
         "run",
         f"{getattr(urls, service)}/openapi.json",
         "--checks",
         "all",
-        "--header",
-        f"Authorization: Bearer {stack.admin_api_key}",
         "--max-examples",
         str(CASES_PER_OPERATION),
         "--seed",
@@ -57,6 +57,7 @@ def test_api_keeps_to_its_openapi_document(service: str, stack: Stack, urls: Url
     env = {
         **os.environ,
         "SCHEMATHESIS_HOOKS": "tests.e2e.fuzz_hooks",
+        "FUZZ_ADMIN_KEY": stack.admin_api_key,
         "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     run = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
