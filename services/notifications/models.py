@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from services.notifications.catalog import TRIGGERS
 from shared.contracts import TOPICS
-from shared.http.openapi import one_of
+from shared.http.openapi import STORABLE_TEXT, one_of
 
 LOCALE = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
 VARIANT = r"^[a-z0-9][a-z0-9_-]{0,31}$"
@@ -60,9 +60,9 @@ class PreferencesPatch(BaseModel):
 class TemplateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    subject: str = Field(min_length=1, max_length=500)
-    body: str = Field(min_length=1, max_length=50_000)
-    html: str | None = Field(default=None, max_length=200_000)
+    subject: str = Field(min_length=1, max_length=500, pattern=STORABLE_TEXT)
+    body: str = Field(min_length=1, max_length=50_000, pattern=STORABLE_TEXT)
+    html: str | None = Field(default=None, max_length=200_000, pattern=STORABLE_TEXT)
 
 
 class TemplateOut(TemplateIn):

@@ -99,8 +99,10 @@ class RedemptionOut(BaseModel):
     balance: int
 
 
-# A code: up to 200 characters, at least one of them not whitespace (stripped when stored).
-CouponCode = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
+# A code: up to 200 characters, at least one of them not whitespace (stripped when stored),
+# none of them NUL (Postgres cannot store it).
+COUPON_CODE = r"^[^\x00]*[^\x00\s][^\x00]*$"
+CouponCode = Annotated[str, Field(min_length=1, max_length=200, pattern=COUPON_CODE)]
 
 
 class CouponsIn(BaseModel):

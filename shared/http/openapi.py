@@ -61,6 +61,10 @@ def _whole(value: Any) -> Any:
 JsonInt = Annotated[int, BeforeValidator(_whole), Field(strict=True)]
 
 
+# Text Postgres can store: no NUL character (asyncpg would refuse it with a DataError).
+STORABLE_TEXT = r"^[^\x00]*$"
+
+
 def one_of(names: Iterable[str]) -> str:
     """A pattern that admits exactly ``names``: an enumeration a path or query parameter, or
     an item of a list, can state without a separate schema."""
