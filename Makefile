@@ -3,8 +3,11 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# The broker `make dev`, `make test-kafka` and the benchmarks start: tansu (embedded, from pip),
+# kafka (Apache Kafka, one node) or kafka-cluster (three nodes); Kafka needs Java 17+ and Maven.
+BROKER ?= tansu
 
-.PHONY: dev test test-unit test-integration test-e2e lint format journey migrate topics clean bench-redirect bench-pipeline chaos
+.PHONY: dev test test-kafka kafka-fetch test-unit test-integration test-e2e lint format journey migrate topics clean bench-redirect bench-pipeline chaos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,17 +20,28 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 ## Run the four services on embedded Postgres and broker (or DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS).
+## `make dev BROKER=kafka` (or kafka-cluster) runs them on Apache Kafka instead of Tansu.
 dev: $(VENV)/.installed
-	$(BIN)/python -m devstack
+	BROKER=$(BROKER) $(BIN)/python -m devstack
 
 ## One referral end to end against a running `make dev`.
 journey: $(VENV)/.installed
 	$(BIN)/python -m devstack.journey
 
-## Lint, then every test: unit, integration (real Postgres and broker), e2e (real processes).
+## Lint, then every test: unit, integration (real Postgres and broker), e2e (real processes),
+## on Tansu; then the integration and e2e tests that talk to the broker again on Apache Kafka.
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+	$(MAKE) test-kafka
+
+## The broker-facing integration and e2e tests on Apache Kafka (one node; needs Java 17+, Maven).
+test-kafka: $(VENV)/.installed
+	TEST_BROKER=kafka $(BIN)/python -m pytest tests/integration tests/e2e
+
+## Fetch Apache Kafka's jars from Maven Central into ~/.cache/referral-platform (once).
+kafka-fetch: $(VENV)/.installed
+	$(BIN)/python -m devstack.kafka --fetch
 
 test-unit: $(VENV)/.installed
 	$(BIN)/python -m pytest tests/unit tests/deploy

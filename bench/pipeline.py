@@ -19,6 +19,10 @@ server on this machine). Last line:
     pipeline: conversions_per_s=<n> p99_reward_ms=<x> p99_notify_ms=<y> lost=<n> duplicated=<n>
 
     python -m bench.pipeline [--journeys N] [--rate R] [--concurrency C] [--profile SERVICE]
+        [--broker tansu|kafka|kafka-cluster|tansu,kafka]
+
+With ``--broker tansu,kafka`` the whole run is made on each broker in turn and closes with
+their lines side by side (``pipeline[tansu]: ...``, ``pipeline[kafka]: ...``).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ import httpx
 import psutil
 
 from bench.pipeline_driver import RawHttp, paced, post_all, wrk_baseline, wrk_conversions
+from devstack.profiles import BrokerKind, broker_kind
 from devstack.stack import Stack, StackConfig, database_url_for
 
 SERVICES = ("links", "attribution", "rewards", "notifications")
@@ -88,9 +93,12 @@ class Sampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for service, pid in self.pids.items():
-                rss = psutil.Process(pid).memory_info().rss
-                self.peak_rss[service] = max(self.peak_rss.get(service, 0), rss)
+            for name, pid in {**self.pids, **self.infra}.items():
+                try:
+                    rss = psutil.Process(pid).memory_info().rss
+                except psutil.NoSuchProcess:
+                    continue
+                self.peak_rss[name] = max(self.peak_rss.get(name, 0), rss)
             time.sleep(0.2)
 
     def stop(self) -> None:
@@ -153,9 +161,12 @@ async def setup_program(
 
 
 async def wait_for_key(stack: Stack, http: httpx.AsyncClient, server: dict[str, str]) -> None:
-    """The key and participants reach attribution through events; wait for them."""
+    """The key and participants reach attribution through events; wait for them. On a fresh
+    Kafka the consumer groups' first joins (and the offsets topic) take seconds, more on a
+    crowded machine."""
     url = f"{stack.url('attribution')}/v1/clicks/{uuid.uuid4()}"
-    for _ in range(200):
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         if (await http.get(url, headers=server)).status_code == 404:
             return
         await asyncio.sleep(0.05)
@@ -439,8 +450,26 @@ def print_cpu(label: str, before: dict[str, float], after: dict[str, float], n: 
     print(f"[{label}] machine load average (1 min) at the end: {os.getloadavg()[0]:.1f}")
 
 
-async def main_async(args: argparse.Namespace, root: Path) -> None:
+def infra_pids(stack: Stack) -> dict[str, int]:
+    """Postgres and the broker processes: Tansu's, or each Kafka node's JVM."""
+    infra = {}
+    if stack.postgres is not None:
+        pm = (stack.postgres.data_dir / "postmaster.pid").read_text().split()[0]
+        infra["postgres"] = int(pm)
+    if stack.broker is not None and stack.broker.pid is not None:
+        infra["tansu"] = stack.broker.pid
+    if stack.kafka is not None:
+        for node in stack.kafka.nodes:
+            if node.pid is not None:
+                infra[f"kafka-{node.node_id}"] = node.pid
+    return infra
+
+
+async def main_async(args: argparse.Namespace, root: Path, broker: BrokerKind) -> dict[str, Any]:
+    print(f"=== broker: {broker} ===", flush=True)
     config = StackConfig.for_tests(root)
+    config.broker = broker
+    config.kafka_quick_jvm = False  # measure Kafka as it runs, not as it starts
     if args.fetch_wait_ms is not None:
         # The consumers' fetch wait: the embedded broker does not wake long polls, so it is
         # both the idle poll rate (broker CPU) and up to that much latency per hop.
@@ -470,15 +499,11 @@ async def main_async(args: argparse.Namespace, root: Path) -> None:
             "waiting until the services are idle"
         )
         await wait_idle(stack)
-        infra = {}
-        if stack.postgres is not None:
-            pm = (stack.postgres.data_dir / "postmaster.pid").read_text().split()[0]
-            infra["postgres"] = int(pm)
-        if stack.broker is not None and stack.broker.pid is not None:
-            infra["broker"] = stack.broker.pid
-        sampler = Sampler({s: p.pid for s, p in stack.processes.items()}, infra)
+        sampler = Sampler({s: p.pid for s, p in stack.processes.items()}, infra_pids(stack))
         sampler.start()
         results = {}
+        cpu_at_start: dict[str, dict[str, float]] = {}
+        cpu_at_end: dict[str, dict[str, float]] = {}
         for label in ("fixed-rate", "full-speed"):
             profilers = []
             if label == "full-speed":
@@ -487,6 +512,7 @@ async def main_async(args: argparse.Namespace, root: Path) -> None:
                         (service, start_profiler(stack.processes[service].pid, service))
                     )
             cpu_before = sampler.cpu()
+            cpu_at_start[label] = cpu_before
             if label == "fixed-rate":
                 phase = await run_fixed(stack, key, customers[label], args.rate, args.concurrency)
             else:
@@ -494,7 +520,8 @@ async def main_async(args: argparse.Namespace, root: Path) -> None:
                     stack, key, customers[label], args.wrk_threads, args.concurrency
                 )
             issued, notified, duplicated = await settle(stack, phase["accepted"], 300)
-            print_cpu(label, cpu_before, sampler.cpu(), args.journeys)
+            cpu_at_end[label] = sampler.cpu()
+            print_cpu(label, cpu_before, cpu_at_end[label], args.journeys)
             for service, profiler in profilers:
                 profiler.send_signal(signal.SIGINT)
                 await asyncio.to_thread(profiler.wait, 30)
@@ -503,8 +530,8 @@ async def main_async(args: argparse.Namespace, root: Path) -> None:
             if label == "fixed-rate":
                 await wait_idle(stack)
         sampler.stop()
-        for service in SERVICES:
-            print(f"{service:<13} peak_rss={sampler.peak_rss[service] / 2**20:.0f} MiB")
+        for name, rss in sampler.peak_rss.items():
+            print(f"{name:<13} peak_rss={rss / 2**20:.0f} MiB")
         full, fixed = results["full-speed"], results["fixed-rate"]
         print(
             f"ratio: full-speed conversions/s over the /healthz baseline = "
@@ -516,6 +543,18 @@ async def main_async(args: argparse.Namespace, root: Path) -> None:
             f"lost={full['lost'] + fixed['lost']} "
             f"duplicated={full['duplicated'] + fixed['duplicated']}"
         )
+        start, end = cpu_at_start["full-speed"], cpu_at_end["full-speed"]
+        return {
+            "broker": broker,
+            "rate": full["rate"],
+            "p99_reward": fixed["p99_reward"],
+            "p99_notify": fixed["p99_notify"],
+            "lost": full["lost"] + fixed["lost"],
+            "duplicated": full["duplicated"] + fixed["duplicated"],
+            "cpu_ms": {n: (end[n] - start[n]) * 1000 / args.journeys for n in end},
+            "rss_mib": {n: rss / 2**20 for n, rss in sampler.peak_rss.items()},
+            "broker_start_s": stack.kafka.startup_seconds if stack.kafka else None,
+        }
     finally:
         stack.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -544,10 +583,37 @@ def main() -> None:
         action="append",
         help="sample this service with py-spy during the full-speed phase (repeatable)",
     )
+    parser.add_argument(
+        "--broker",
+        default="tansu",
+        help="tansu, kafka or kafka-cluster; a comma list (tansu,kafka) runs each in turn and "
+        "prints their lines side by side",
+    )
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="refplat-bench-"))
-    root.chmod(0o755)  # the embedded Postgres may run as another user
-    asyncio.run(main_async(args, root))
+    brokers = [broker_kind(b) for b in args.broker.split(",")]
+    outcomes = []
+    for broker in brokers:
+        root = Path(tempfile.mkdtemp(prefix="refplat-bench-"))
+        root.chmod(0o755)  # the embedded Postgres may run as another user
+        outcomes.append(asyncio.run(main_async(args, root, broker)))
+    print_side_by_side(outcomes)
+
+
+def print_side_by_side(outcomes: list[dict[str, Any]]) -> None:
+    """One line per broker: throughput and latency, then CPU (full-speed phase, ms per
+    conversion) and peak memory of every process, the broker's own JVMs included."""
+    print("\n=== side by side (same machine, same run) ===")
+    for o in outcomes:
+        started = f" started_in={o['broker_start_s']:.0f}s" if o["broker_start_s"] else ""
+        print(
+            f"pipeline[{o['broker']}]: conversions_per_s={o['rate']:.0f} "
+            f"p99_reward_ms={o['p99_reward']:.0f} p99_notify_ms={o['p99_notify']:.0f} "
+            f"lost={o['lost']} duplicated={o['duplicated']}{started}"
+        )
+        cpu = " ".join(f"{n}={v:.1f}" for n, v in o["cpu_ms"].items())
+        rss = " ".join(f"{n}={v:.0f}" for n, v in o["rss_mib"].items())
+        print(f"pipeline[{o['broker']}]: cpu_ms_per_conversion {cpu}")
+        print(f"pipeline[{o['broker']}]: peak_rss_mib {rss}")
 
 
 if __name__ == "__main__":

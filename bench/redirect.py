@@ -18,14 +18,17 @@ empty broker then starts on the same port, as Tansu is memory-only) and checks t
 click arrives; ``--crash`` adds a phase that SIGKILLs the gateway under load and measures
 the clicks lost on a hard crash.
 
-Ends with one line per link count:
-``redirect: ratio=<gateway/ceiling> rps=<n> p99_ms=<x> clicks_lost=<n>``
+``--broker kafka`` runs the gateway on Apache Kafka (one node; ``kafka-cluster``: three), and a
+comma list (``tansu,kafka``) runs the whole benchmark on each in turn. Ends with one line per
+broker and link count, and the broker processes' CPU and memory:
+``redirect[<broker>]: ratio=<gateway/ceiling> rps=<n> p99_ms=<x> clicks_lost=<n>``
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -40,13 +43,23 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+import psutil
+from aiokafka import AIOKafkaConsumer
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from devstack.embedded import EmbeddedBroker, EmbeddedPostgres, free_port  # noqa: E402
+from devstack.kafka import KafkaCluster  # noqa: E402
+from devstack.profiles import (  # noqa: E402
+    BrokerKind,
+    broker_env,
+    broker_kind,
+    kafka_nodes,
+    settings_overrides,
+)
 from shared.messaging.producer import ensure_topics  # noqa: E402
+from shared.messaging.topics import topic_partitions  # noqa: E402
 from shared.migrate import migrate  # noqa: E402
 from shared.settings import ServiceSettings  # noqa: E402
 
@@ -157,11 +170,7 @@ async def distinct_clicks(bootstrap: str) -> tuple[int, int]:
     )  # fmt: skip
     await consumer.start()
     try:
-        await consumer.topics()
-        parts = [
-            TopicPartition("link.clicked", p)
-            for p in consumer.partitions_for_topic("link.clicked") or ()
-        ]
+        parts = await topic_partitions(consumer, ["link.clicked"])
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         ends = await consumer.end_offsets(parts)
@@ -194,28 +203,57 @@ def redirects_answered(port: int) -> int:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, kind: BrokerKind = "tansu") -> None:
         self.args = args
+        self.kind = kind
         self.root = Path(tempfile.mkdtemp(prefix="bench-redirect-"))
         self.root.chmod(0o755)
         self.pg = EmbeddedPostgres(self.root / "pg", free_port())
         self.broker: EmbeddedBroker | None = None
         self.broker_port = free_port()
+        # Apache Kafka: the same ports each time, formatted anew (empty) on every start.
+        self.kafka = (
+            KafkaCluster(self.root / "kafka", kafka_nodes(kind)) if kind != "tansu" else None
+        )
         self.dsn = ""
+        self.broker_use: dict[str, tuple[float, float]] = {}
 
     def start_broker(self) -> None:
-        self.broker = EmbeddedBroker(self.broker_port, self.root / "broker.log")
-        self.broker.start()
-        asyncio.run(ensure_topics(ServiceSettings(kafka_bootstrap_servers=self.bootstrap)))
+        if self.kafka is not None:
+            self.kafka.start()
+        else:
+            self.broker = EmbeddedBroker(self.broker_port, self.root / "broker.log")
+            self.broker.start()
+        settings = ServiceSettings(
+            kafka_bootstrap_servers=self.bootstrap, **settings_overrides(self.kind)
+        )
+        asyncio.run(ensure_topics(settings))
 
     def stop_broker(self) -> None:
+        if self.kafka is not None:
+            self.kafka.stop()
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
 
     @property
     def bootstrap(self) -> str:
+        if self.kafka is not None:
+            return self.kafka.bootstrap_servers
         return f"127.0.0.1:{self.broker_port}"
+
+    def broker_pids(self) -> dict[str, int]:
+        if self.kafka is not None:
+            return {f"kafka-{n.node_id}": n.pid for n in self.kafka.nodes if n.pid is not None}
+        return {"tansu": self.broker.pid} if self.broker and self.broker.pid else {}
+
+    def note_broker_use(self) -> None:
+        """CPU seconds since start and resident memory of each broker process, now."""
+        for name, pid in self.broker_pids().items():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc = psutil.Process(pid)
+                times = proc.cpu_times()
+                self.broker_use[name] = (times.user + times.system, proc.memory_info().rss)
 
     def gateway(self, port: int, journal: Path) -> subprocess.Popen[bytes]:
         env = {
@@ -223,8 +261,7 @@ class Bench:
             "PORT": str(port),
             "DATABASE_URL": self.dsn,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-            "KAFKA_ENABLE_IDEMPOTENCE": "false",
-            "KAFKA_FETCH_MAX_WAIT_MS": "15",
+            **broker_env(self.kind),
             "ADMIN_API_KEY": ADMIN_KEY,
             "CLICK_JOURNAL_DIR": str(journal),
             "LOG_LEVEL": "WARNING",
@@ -289,6 +326,7 @@ class Bench:
                     f"{paced[port].p99_ms:.2f} ms"
                 )
             answered = redirects_answered(gateway_port)
+            self.note_broker_use()
         finally:
             ceiling.terminate()
             gateway.send_signal(signal.SIGTERM)
@@ -304,7 +342,7 @@ class Bench:
         )
         ratio = best[gateway_port].rps / best[ceiling_port].rps
         return (
-            f"redirect: ratio={ratio:.2f} rps={best[gateway_port].rps:.0f} "
+            f"redirect[{self.kind}]: ratio={ratio:.2f} rps={best[gateway_port].rps:.0f} "
             f"p99_ms={paced[gateway_port].p99_ms:.2f} clicks_lost={lost}"
         )
 
@@ -322,7 +360,7 @@ class Bench:
             before = redirects_answered(port)
             self.stop_broker()
             during = wrk(port, codes_file, seconds, 10, delay_ms=2)  # ~5,000 req/s
-            self.start_broker()  # a new, empty broker on the same port
+            self.start_broker()  # a new, empty broker on the same port(s)
             after = wrk(port, codes_file, 5, 10, delay_ms=2)
             answered = redirects_answered(port) - before
             time.sleep(3)
@@ -373,15 +411,8 @@ class Bench:
             f"the kill) clicks_on_topic={distinct} lost_at_most={max(0, completed - distinct)}"
         )
 
-    def run(self) -> int:
-        if shutil.which("wrk") is None:
-            print("wrk is not installed: `sudo apt-get install -y wrk` (Debian/Ubuntu)")
-            return 2
-        if shutil.which("taskset") is None:
-            print("taskset is not installed: `sudo apt-get install -y util-linux`")
-            return 2
-        # Postgres, the broker and wrk inherit core 1; the servers are started on core 0.
-        os.sched_setaffinity(0, {int(LOAD_CORE)})
+    def run(self) -> list[str]:
+        print(f"\n=== broker: {self.kind} ===")
         self.pg.start()
         try:
             self.dsn = self.pg.url.rsplit("/", 1)[0] + "/bench_links"
@@ -392,11 +423,14 @@ class Bench:
                 self.outage(self.args.outage_seconds)
             if self.args.crash:
                 self.crash()
-            print()
-            for n, line in zip(self.args.links, lines, strict=True):
-                print(f"# {n:,} links")
-                print(line)
-            return 0
+            use = " ".join(
+                f"{name}: cpu={cpu:.0f}s rss={rss / 2**20:.0f}MiB"
+                for name, (cpu, rss) in self.broker_use.items()
+            )
+            return [
+                *(f"# {n:,} links\n{line}" for n, line in zip(self.args.links, lines, strict=True)),
+                f"redirect[{self.kind}]: broker process(es) at the end of the last run: {use}",
+            ]
         finally:
             self.stop_broker()
             self.pg.stop()
@@ -418,7 +452,27 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="peak runs per app, best counts")
     parser.add_argument("--outage-seconds", type=float, default=0.0)
     parser.add_argument("--crash", action="store_true")
-    return Bench(parser.parse_args()).run()
+    parser.add_argument(
+        "--broker",
+        default="tansu",
+        help="tansu, kafka or kafka-cluster; a comma list (tansu,kafka) runs each in turn and "
+        "prints their lines together",
+    )
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: `sudo apt-get install -y wrk` (Debian/Ubuntu)")
+        return 2
+    if shutil.which("taskset") is None:
+        print("taskset is not installed: `sudo apt-get install -y util-linux`")
+        return 2
+    # Postgres, the broker and wrk inherit core 1; the servers are started on core 0.
+    os.sched_setaffinity(0, {int(LOAD_CORE)})
+    lines = [
+        line for kind in args.broker.split(",") for line in Bench(args, broker_kind(kind)).run()
+    ]
+    print()
+    print("\n".join(lines))
+    return 0
 
 
 if __name__ == "__main__":

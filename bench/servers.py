@@ -1,6 +1,7 @@
 """What the per-service benchmarks share: a Postgres and a broker (embedded unless
-TEST_DATABASE_URL / TEST_KAFKA_BOOTSTRAP_SERVERS name servers), a fresh database with one
-service's migrations, the topics, and settings pointing at all of it."""
+TEST_DATABASE_URL / TEST_KAFKA_BOOTSTRAP_SERVERS name servers; ``TEST_BROKER=kafka`` or
+``kafka-cluster`` starts Apache Kafka instead of Tansu), a fresh database with one service's
+migrations, the topics, and settings pointing at all of it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 import asyncpg
 
 from devstack.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from devstack.kafka import KafkaCluster
+from devstack.profiles import broker_kind, kafka_nodes, settings_overrides
 from shared.messaging.producer import ensure_topics
 from shared.migrate import migrate
 from shared.settings import ServiceSettings
@@ -20,7 +23,8 @@ from shared.settings import ServiceSettings
 
 @contextlib.asynccontextmanager
 async def bench_servers(service: str, root: Path) -> AsyncIterator[ServiceSettings]:
-    pg = broker = None
+    pg = broker = kafka = None
+    kind = broker_kind(os.environ.get("TEST_BROKER"))
     try:
         dsn = os.environ.get("TEST_DATABASE_URL")
         bootstrap = os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS")
@@ -28,24 +32,28 @@ async def bench_servers(service: str, root: Path) -> AsyncIterator[ServiceSettin
             pg = EmbeddedPostgres(root / "pg", free_port())
             pg.start()
             dsn = pg.url
-        if not bootstrap:
+        if bootstrap:
+            kind = "kafka" if kind == "tansu" else kind  # a named server is taken for Kafka
+        elif kind == "tansu":
             broker = EmbeddedBroker(free_port())
             broker.start()
             bootstrap = broker.bootstrap_servers
+        else:
+            kafka = KafkaCluster(root / "kafka", kafka_nodes(kind))
+            kafka.start()
+            bootstrap = kafka.bootstrap_servers
         admin = await asyncpg.connect(dsn)
         db = f"bench_{service}_{uuid.uuid4().hex[:8]}"
         await admin.execute(f'CREATE DATABASE "{db}"')
         await admin.close()
         dsn = dsn.rsplit("/", 1)[0] + f"/{db}"
         await migrate(service, dsn)
+        profile = settings_overrides(kind)
         settings = ServiceSettings(
             service_name="bench",
             database_url=dsn,
             kafka_bootstrap_servers=bootstrap,
-            # The embedded broker has no idempotent producer and wakes no long polls.
-            kafka_enable_idempotence=broker is None,
-            kafka_fetch_max_wait_ms=15 if broker else 100,
-            kafka_topic_partitions=6,
+            **{**profile, "kafka_topic_partitions": 6},
             kafka_session_timeout_ms=6000,
         )
         await ensure_topics(settings)
@@ -53,5 +61,7 @@ async def bench_servers(service: str, root: Path) -> AsyncIterator[ServiceSettin
     finally:
         if broker is not None:
             broker.stop()
+        if kafka is not None:
+            kafka.stop()
         if pg is not None:
             pg.stop()

@@ -1,4 +1,5 @@
-"""``python -m devstack`` (``make dev``): run the whole system locally until Ctrl-C."""
+"""``python -m devstack`` (``make dev``): run the whole system locally until Ctrl-C.
+``BROKER=kafka`` or ``BROKER=kafka-cluster`` runs it on Apache Kafka instead of Tansu."""
 
 from __future__ import annotations
 
@@ -8,9 +9,22 @@ import sys
 import time
 from pathlib import Path
 
+from devstack.kafka import KafkaSetupError
 from devstack.stack import Stack, StackConfig
 
 STATE_DIR = Path(".dev")
+
+
+def _broker_name(stack: Stack) -> str:
+    if stack.broker is not None:
+        return "embedded Tansu, "
+    if stack.kafka is not None:
+        nodes = "one node" if stack.kafka.size == 1 else f"{stack.kafka.size} nodes"
+        return (
+            f"Apache Kafka {stack.kafka.distribution.version} ({nodes}, "
+            f"up in {stack.kafka.startup_seconds:.0f}s), "
+        )
+    return ""
 
 
 def _banner(stack: Stack, seconds: float) -> str:
@@ -19,7 +33,7 @@ def _banner(stack: Stack, seconds: float) -> str:
         f"Referral platform is up ({seconds:.1f}s to ready).",
         f"  Postgres : {'embedded, ' if stack.postgres else ''}"
         f"{stack.server_url.rsplit('@', 1)[-1]}",
-        f"  Broker   : {'embedded Tansu, ' if stack.broker else ''}{stack.bootstrap}",
+        f"  Broker   : {_broker_name(stack)}{stack.bootstrap}",
     ]
     for service in ("links", "attribution", "rewards", "notifications"):
         lines.append(f"  {service:<13}: {stack.url(service)}  (docs: {stack.url(service)}/docs)")
@@ -41,7 +55,11 @@ def _banner(stack: Stack, seconds: float) -> str:
 
 
 def main() -> int:
-    stack = Stack(StackConfig.from_env(STATE_DIR))
+    try:
+        stack = Stack(StackConfig.from_env(STATE_DIR))
+    except ValueError as exc:  # an unknown BROKER
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     stopping = False
 
     def _stop(*_: object) -> None:
@@ -52,7 +70,11 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _stop)
     started = time.perf_counter()
     try:
-        stack.start_infra()
+        try:
+            stack.start_infra()
+        except KafkaSetupError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         asyncio.run(stack.prepare())
         stack.start_services()
         asyncio.run(stack.wait_ready(timeout_s=90))

@@ -21,12 +21,10 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 
-from devstack.embedded import (
-    AUTO_CREATED_PARTITIONS,
-    EmbeddedBroker,
-    EmbeddedPostgres,
-    free_port,
-)
+from devstack.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from devstack.kafka import KafkaCluster
+from devstack.kafka.cluster import QUICK_JVM
+from devstack.profiles import BrokerKind, broker_env, broker_kind, kafka_nodes
 from shared.messaging.producer import ensure_topics
 from shared.migrate import SERVICES, migrate
 from shared.settings import ServiceSettings
@@ -47,6 +45,11 @@ class StackConfig:
     # Servers to use instead of embedded ones (DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS).
     database_url: str | None = None
     kafka_bootstrap_servers: str | None = None
+    # The broker started when no servers are named: embedded Tansu, or Apache Kafka with one
+    # node ("kafka") or three ("kafka-cluster").
+    broker: BrokerKind = "tansu"
+    # Kafka's JVMs tuned to start fast rather than to run fast (tests).
+    kafka_quick_jvm: bool = False
     pg_port: int = 54329
     broker_port: int = 19092
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
@@ -62,6 +65,7 @@ class StackConfig:
             state_dir=state_dir,
             database_url=os.environ.get("DATABASE_URL") or None,
             kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+            broker=broker_kind(os.environ.get("BROKER")),
             pg_port=int(os.environ.get("DEV_PG_PORT", 54329)),
             broker_port=int(os.environ.get("DEV_BROKER_PORT", 19092)),
             ports=ports,
@@ -75,6 +79,8 @@ class StackConfig:
             state_dir=state_dir,
             database_url=os.environ.get("TEST_DATABASE_URL") or None,
             kafka_bootstrap_servers=os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS") or None,
+            broker=broker_kind(os.environ.get("TEST_BROKER")),
+            kafka_quick_jvm=True,
             pg_port=free_port(),
             broker_port=free_port(),
             ports={s: free_port() for s in SERVICES},
@@ -90,6 +96,7 @@ class Stack:
         self.config = config
         self.postgres: EmbeddedPostgres | None = None
         self.broker: EmbeddedBroker | None = None
+        self.kafka: KafkaCluster | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._pumps: list[threading.Thread] = []
         self.server_url = ""
@@ -109,6 +116,14 @@ class Stack:
             self.server_url = self.postgres.url
         if cfg.kafka_bootstrap_servers:
             self.bootstrap = cfg.kafka_bootstrap_servers
+        elif cfg.broker != "tansu":
+            self.kafka = KafkaCluster(
+                cfg.state_dir / "kafka",
+                kafka_nodes(cfg.broker),
+                jvm_options=QUICK_JVM if cfg.kafka_quick_jvm else (),
+            )
+            self.kafka.start()
+            self.bootstrap = self.kafka.bootstrap_servers
         else:
             self.broker = EmbeddedBroker(cfg.broker_port, cfg.state_dir / "broker.log")
             self.broker.start()
@@ -140,13 +155,10 @@ class Stack:
             "PUBLIC_BASE_URL": self.url("links"),
             "PYTHONUNBUFFERED": "1",
         }
-        if self.embedded_broker:
-            # Tansu (the embedded broker) fails InitProducerId, so no idempotent producer, and
-            # does not wake long polls on new data, so a short fetch wait keeps latency low.
-            env.setdefault("KAFKA_ENABLE_IDEMPOTENCE", "false")
-            env.setdefault("KAFKA_FETCH_MAX_WAIT_MS", "15")
-            # The count Tansu gives the topics it recreates after a restart (embedded.py).
-            env.setdefault("KAFKA_TOPIC_PARTITIONS", str(AUTO_CREATED_PARTITIONS))
+        if self.broker is not None or self.kafka is not None:
+            # What the broker we started needs; variables set by the caller win.
+            for name, value in broker_env(self.config.broker).items():
+                env.setdefault(name, value)
         env.update(self.config.extra_env)
         return env
 
@@ -168,12 +180,10 @@ class Stack:
         await ensure_topics(self.topic_settings())
 
     def topic_settings(self) -> ServiceSettings:
-        """Settings to create the topics with: the services' own partition count."""
-        settings = ServiceSettings(kafka_bootstrap_servers=self.bootstrap)
-        partitions = self.service_env(SERVICES[0]).get("KAFKA_TOPIC_PARTITIONS")
-        if partitions:
-            settings.kafka_topic_partitions = int(partitions)
-        return settings
+        """Settings to create the topics with: the services' own (partitions, replicas)."""
+        env = self.service_env(SERVICES[0])
+        kafka = {k.lower(): v for k, v in env.items() if k.startswith("KAFKA_")}
+        return ServiceSettings(**kafka)
 
     async def restart_broker(self) -> None:
         """Crash the embedded broker and start an empty one on the same port, then recreate
@@ -260,5 +270,7 @@ class Stack:
             self.stop_service(service)
         if self.broker is not None:
             self.broker.stop()
+        if self.kafka is not None:
+            self.kafka.stop()
         if self.postgres is not None:
             self.postgres.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -20,16 +22,26 @@ class ServiceSettings(BaseSettings):
     db_pool_min: int = 1
     db_pool_max: int = 10
 
+    # The defaults are for Apache Kafka in production (docs/operations.md, "Kafka settings").
+    # Development brokers override them through the environment: the embedded Tansu broker
+    # needs idempotence off and a short fetch wait, a one-node Kafka needs replication 1
+    # (devstack/profiles.py sets both).
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    # On for real Kafka. The embedded Tansu broker cannot answer InitProducerId: dev turns it off.
+    # Idempotent producer: a retried send after a lost ack is not written twice, in order.
     kafka_enable_idempotence: bool = True
-    # Tansu does not wake long-poll fetches on new data, so dev uses a short wait.
+    # gzip needs no extra library; zstd, lz4 and snappy need cramjam next to aiokafka.
+    kafka_compression_type: Literal["gzip", "zstd", "lz4", "snappy", "none"] = "gzip"
+    # Kafka's own default: a long poll the broker answers early when data arrives.
     kafka_fetch_max_wait_ms: int = 500
-    # Tansu numbers group generations from 0 and aiokafka sends LeaveGroup only for
-    # generation > 0, so a restarted first member waits this long to get its partitions back.
+    # A consumer that died is replaced after this long (Kafka's 45 s default idles its
+    # partitions longer); graceful stops leave the group at once.
     kafka_session_timeout_ms: int = 10_000
+    # Topics created by `ensure_topics`; existing topics are never altered.
     kafka_topic_partitions: int = 6
-    kafka_replication_factor: int = 1
+    kafka_replication_factor: int = Field(default=3, ge=1)
+    # With acks=all a write needs this many in-sync replicas: one broker may be down and
+    # nothing acknowledged is held by a single disk. Capped at the replication factor.
+    kafka_min_insync_replicas: int = Field(default=2, ge=1)
 
     consumer_batch_size: int = 200
     consumer_max_attempts: int = 3
@@ -37,7 +49,7 @@ class ServiceSettings(BaseSettings):
 
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 1.0
-    # Sent outbox rows are kept this long so that `python -m shared.messaging.replay` can
+    # Sent outbox rows are kept this long so that `python -m shared.messaging.republish` can
     # re-publish them after a broker lost data (disaster recovery window).
     outbox_retention_hours: float = Field(default=168.0, gt=0)
 

@@ -4,6 +4,9 @@
 - ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG``: sampling (read by the SDK).
 - ``OTEL_TRACES_EXPORTER``: ``otlp`` (default when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set),
   ``console`` or ``none``. The OTLP exporter reads its own endpoint variables.
+
+Spans leave the process without the end user's address or user agent, whichever
+instrumentation recorded them: see :class:`WithoutClientData`.
 """
 
 from __future__ import annotations
@@ -13,21 +16,111 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
+    SimpleSpanProcessor,
     SpanExporter,
+    SpanExportResult,
 )
 from pythonjsonlogger.json import JsonFormatter
 
 _configured = False
+
+# --- end users' data stays out of spans ------------------------------------------------------
+
+# Who is behind a request (old and current semantic conventions); on client spans (database,
+# webhooks) the peer is a server and is kept.
+_CLIENT_KEYS = frozenset(
+    {
+        "client.address",
+        "client.port",
+        "client.socket.address",
+        "client.socket.port",
+        "net.peer.ip",
+        "net.sock.peer.addr",
+        "net.sock.peer.port",
+        "http.client_ip",
+        "http.user_agent",
+        "user_agent.original",
+    }
+)
+_SERVER_PEER_KEYS = frozenset(
+    {"net.peer.name", "net.peer.port", "network.peer.address", "network.peer.port"}
+)
+# Request headers an operator could ask the instrumentation to capture (OTEL_INSTRUMENTATION_
+# HTTP_CAPTURE_HEADERS_SERVER_REQUEST) that carry the same data.
+_CLIENT_HEADERS = frozenset(
+    {
+        "user_agent",
+        "forwarded",
+        "x_forwarded_for",
+        "x_real_ip",
+        "true_client_ip",
+        "cf_connecting_ip",
+        "x_client_ip",
+        "x_cluster_client_ip",
+        "fastly_client_ip",
+    }
+)
+_HEADER_PREFIX = "http.request.header."
+
+
+def _is_client_data(key: str, kind: trace.SpanKind) -> bool:
+    if key in _CLIENT_KEYS or (kind is trace.SpanKind.SERVER and key in _SERVER_PEER_KEYS):
+        return True
+    if key.startswith(_HEADER_PREFIX):
+        return key[len(_HEADER_PREFIX) :].replace("-", "_") in _CLIENT_HEADERS
+    return False
+
+
+def _without_client_data(span: ReadableSpan) -> ReadableSpan:
+    attributes = span.attributes or {}
+    if not any(_is_client_data(key, span.kind) for key in attributes):
+        return span
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes={k: v for k, v in attributes.items() if not _is_client_data(k, span.kind)},
+        events=span.events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class WithoutClientData(SpanExporter):
+    """Exports spans without the end user's IP address or user agent.
+
+    Filtering here, at export, is the one place every span passes with its final attributes,
+    whatever recorded them and whenever: the ASGI instrumentation sets the client address and
+    user agent both at span creation and again on the started span, so a sampler's attribute
+    filter is undone and a request hook cannot delete them; a span processor's ``on_end`` gets
+    a read-only span."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self._exporter = exporter
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._exporter.export([_without_client_data(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._exporter.force_flush(timeout_millis)
 
 
 def _exporters() -> list[SpanExporter]:
@@ -53,10 +146,16 @@ def setup_tracing(service_name: str) -> TracerProvider:
     os.environ.setdefault("OTEL_SERVICE_NAME", service_name)
     provider = TracerProvider(resource=Resource.create())
     for exporter in _exporters():
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        provider.add_span_processor(exporting(exporter))
     trace.set_tracer_provider(provider)
     _configured = True
     return provider
+
+
+def exporting(exporter: SpanExporter, *, batch: bool = True) -> SpanProcessor:
+    """The processor that exports every span of the process, without client data."""
+    private = WithoutClientData(exporter)
+    return BatchSpanProcessor(private) if batch else SimpleSpanProcessor(private)
 
 
 def shutdown_tracing() -> None:

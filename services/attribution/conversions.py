@@ -12,9 +12,9 @@ from uuid import UUID
 
 import asyncpg
 
+from services.attribution.events import converted_outbox_row, enqueue_reversed
 from services.attribution.models import ConversionIn, RefundIn
 from services.attribution.policy import qualify
-from services.attribution.publishing import converted_outbox_row, enqueue_reversed
 from services.attribution.repository import inputs, referrals
 from shared.contracts.sections.attribution import AttributionPolicy
 from shared.http.problems import Problem

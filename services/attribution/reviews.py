@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from services.attribution.publishing import (
+from services.attribution.events import (
     enqueue_converted,
     enqueue_rejected,
     enqueue_reversed,

@@ -12,6 +12,7 @@ from uuid import UUID
 import asyncpg
 from opentelemetry import trace
 
+from services.attribution.events import enqueue_flagged, enqueue_rejected, enqueue_signed_up
 from services.attribution.fraud import SignupFacts, evaluate, outcome
 from services.attribution.models import SignupIn
 from services.attribution.pii import Hasher, email_domain
@@ -21,7 +22,6 @@ from services.attribution.policy import (
     attribute_click,
     first_click,
 )
-from services.attribution.publishing import enqueue_flagged, enqueue_rejected, enqueue_signed_up
 from services.attribution.repository import inputs, referrals
 from shared.contracts.sections.attribution import AttributionPolicy
 from shared.telemetry import extract_context

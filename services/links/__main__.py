@@ -1,5 +1,5 @@
 from services.links.app import create_app
-from services.links.gateway.routes import Gateway
+from services.links.gateway.api import Gateway
 from services.links.settings import LinksSettings
 from shared.service import serve
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from services.links.consumers import consumer_groups
-from services.links.gateway import routes as gateway_routes
+from services.links.gateway import api as gateway_api
 from services.links.gateway.lifecycle import start_gateway, stop_gateway
-from services.links.insights import routes as insights_routes
-from services.links.participants import qr_routes
-from services.links.participants import routes as participant_routes
-from services.links.programs import routes as program_routes
+from services.links.insights import api as insights_api
+from services.links.participants import api as participant_api
+from services.links.participants import qr_api
+from services.links.programs import api as program_api
 from services.links.settings import LinksSettings
 from services.links.web import console_pages, scoreboard_pages
 from shared.messaging.groups import ConsumerGroup
@@ -35,11 +35,11 @@ _TITLES = {
 
 
 def _parts(role: str, settings: LinksSettings) -> tuple[list[APIRouter], list[ConsumerGroup]]:
-    gateway = [gateway_routes.router, qr_routes.router]
+    gateway = [gateway_api.router, qr_api.router]
     rest = [
-        program_routes.router,
-        participant_routes.router,
-        insights_routes.router,
+        program_api.router,
+        participant_api.router,
+        insights_api.router,
         scoreboard_pages.router,
         console_pages.router,
     ]
@@ -74,5 +74,5 @@ def create_app(settings: LinksSettings | None = None) -> FastAPI:
         on_start=on_start,
         on_stop=on_stop,
     )
-    gateway_routes.install_gateway(app)
+    gateway_api.install_gateway(app)
     return app

@@ -23,6 +23,7 @@ from services.notifications.policy import retry_delay, should_disable
 from services.notifications.repository import deliveries, endpoints
 from services.notifications.settings import NotificationsSettings
 from shared.aio import sleep_unless
+from shared.http.outbound import outbound_client
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,9 @@ class Sender:
         self.pool = pool
         self.settings = settings
         self.smtp = SmtpPool(settings) if settings.smtp_host else None
-        self.http = http or httpx.AsyncClient(
-            timeout=settings.notify_webhook_timeout_s, follow_redirects=False
+        self.http = http or outbound_client(
+            timeout=settings.notify_webhook_timeout_s,
+            allow_private=settings.outbound_allow_private_networks,
         )
 
     def channels(self) -> list[str]:

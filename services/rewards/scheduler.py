@@ -16,7 +16,7 @@ import httpx
 from services.rewards import lifecycle
 from services.rewards import repository as repo
 from shared.aio import sleep_unless
-from shared.http.outbound import TargetRefused, check_target, sign
+from shared.http.outbound import TargetRefused, check_target, outbound_client, sign
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ async def run(
     pool: asyncpg.Pool, stop: asyncio.Event, *, interval_s: float, allow_private: bool
 ) -> None:
     """The background loop: work while there is work, else poll every ``interval_s``."""
-    async with httpx.AsyncClient(timeout=_WEBHOOK_TIMEOUT_S, follow_redirects=False) as http:
+    async with outbound_client(timeout=_WEBHOOK_TIMEOUT_S, allow_private=allow_private) as http:
         while not stop.is_set():
             busy = 0
             try:

@@ -4,7 +4,6 @@ the broker lost its whole log), and re-sending dead letters."""
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -96,9 +95,8 @@ async def test_a_fixed_dead_letter_is_resent_once_and_applied_once(
         await pool.close()
 
 
-embedded_only = pytest.mark.skipif(
-    bool(os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS")), reason="restarts the embedded broker"
-)
+# Restarts the embedded broker: runs in the Tansu pass only (tests/conftest.py).
+embedded_only = pytest.mark.tansu_only
 
 
 async def _partition_counts(bootstrap: str) -> dict[str, int]:

@@ -22,6 +22,7 @@ from prometheus_client import Counter
 from services.links.gateway.cache import RedirectCache
 from shared.aio import sleep_unless
 from shared.contracts import ParticipantEnrolled, ParticipantErased, ProgramPublished
+from shared.messaging.topics import topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +89,7 @@ class CacheInvalidator:
                     await consumer.stop()
 
     async def _position(self, consumer: AIOKafkaConsumer) -> None:
-        await consumer.topics()  # metadata
-        parts = [
-            TopicPartition(topic, p)
-            for topic in TOPICS
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        parts = await topic_partitions(consumer, TOPICS)
         if not parts:
             raise KafkaError("redirect cache topics not found")
         consumer.assign(parts)

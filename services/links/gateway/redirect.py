@@ -3,7 +3,7 @@
 The work per request is kept tiny because every referred friend pays for it: a rate-limit
 check, two dictionary look-ups, a click id, one string concatenation and a deque append. No
 model, no log line, no database on a hit. A miss costs one indexed query. The raw-ASGI front
-that calls :class:`Redirector` is in ``routes.py``.
+that calls :class:`Redirector` is in ``api.py``.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ import asyncio
 import contextlib
 import time
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
+from shared.messaging.topics import topic_partitions
 from shared.settings import ServiceSettings
 
 _CACHE_S = 10.0
@@ -27,12 +28,8 @@ async def dlq_sizes(settings: ServiceSettings, *, max_age_s: float = _CACHE_S) -
     )
     await consumer.start()
     try:
-        topics = sorted(t for t in await consumer.topics() if t.endswith(".dlq"))
-        partitions = [
-            TopicPartition(t, p)
-            for t in topics
-            for p in sorted(consumer.partitions_for_topic(t) or ())
-        ]
+        partitions = [tp for tp in await topic_partitions(consumer) if tp.topic.endswith(".dlq")]
+        topics = sorted({tp.topic for tp in partitions})
         sizes = dict.fromkeys(topics, 0)
         if partitions:
             begin, end = await asyncio.gather(

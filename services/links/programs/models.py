@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal
-from urllib.parse import urlsplit
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from shared.contracts.programs import ProgramDefinition
+from shared.http.urls import UrlRefused, checked_url
 
 
 class ProgramDefinitionIn(ProgramDefinition):
@@ -25,7 +25,6 @@ class ProgramDefinitionIn(ProgramDefinition):
 
     @model_validator(mode="after")
     def _check_urls(self) -> ProgramDefinitionIn:
-        hosts = {h.lower() for h in self.allowed_hosts}
         errors: list[InitErrorDetails] = []
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names):
@@ -44,22 +43,29 @@ class ProgramDefinitionIn(ProgramDefinition):
                     input=names,
                 )
             )
-        for name in ("destination_url", "fallback_url"):
-            url = getattr(self, name)
+        # Redirect targets must be on allowed_hosts; fulfilment webhooks may be anywhere.
+        urls: list[tuple[tuple[str | int, ...], str | None, list[str]]] = [
+            (("destination_url",), self.destination_url, self.allowed_hosts),
+            (("fallback_url",), self.fallback_url, self.allowed_hosts),
+            (("rewards", "fulfilment", "webhook_url"), self.rewards.fulfilment.webhook_url, []),
+        ]
+        for i, variant in enumerate(self.variants):
+            if variant.rewards is not None:
+                loc = ("variants", i, "rewards", "fulfilment", "webhook_url")
+                urls.append((loc, variant.rewards.fulfilment.webhook_url, []))
+        for loc, url, allowed in urls:
             if url is None:
                 continue
-            parts = urlsplit(url)
-            if parts.scheme not in {"http", "https"} or not parts.hostname:
-                message = "must be an absolute http(s) URL"
-            elif hosts and parts.hostname.lower() not in hosts:
-                message = f"host {parts.hostname!r} is not in allowed_hosts"
-            else:
+            try:
+                checked_url(url, allowed_hosts=allowed)
                 continue
+            except UrlRefused as exc:
+                message = str(exc)
             # Reported at the field itself so that the problem document names it.
             errors.append(
                 InitErrorDetails(
                     type=PydanticCustomError("url_not_allowed", message),  # type: ignore[arg-type]
-                    loc=(name,),
+                    loc=loc,
                     input=url,
                 )
             )

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from devstack.embedded import EmbeddedBroker, free_port
 from services.links.app import create_app
-from services.links.gateway.routes import Gateway
+from services.links.gateway.api import Gateway
 from services.links.settings import LinksSettings
 from shared.messaging.producer import ensure_topics
 from tests.integration.kafka_helpers import migrated

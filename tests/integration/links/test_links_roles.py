@@ -15,7 +15,7 @@ import httpx
 from fastapi import FastAPI
 
 from services.links.app import create_app
-from services.links.gateway.routes import Gateway
+from services.links.gateway.api import Gateway
 from services.links.settings import LinksSettings
 from shared.contracts import LinkClicked
 from tests.integration.kafka_helpers import read_topic

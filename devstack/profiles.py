@@ -1,0 +1,51 @@
+"""Which broker a local run uses, and the settings the services need on it. Production
+defaults in ``shared.settings`` are for a replicated Apache Kafka; a development broker
+overrides only what it must, through the services' environment."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from devstack.embedded import AUTO_CREATED_PARTITIONS
+
+BrokerKind = Literal["tansu", "kafka", "kafka-cluster"]
+BROKER_KINDS: tuple[BrokerKind, ...] = ("tansu", "kafka", "kafka-cluster")
+CLUSTER_SIZE = 3
+
+
+def broker_kind(value: str | None) -> BrokerKind:
+    kind = (value or "tansu").strip().lower()
+    if kind not in BROKER_KINDS:
+        raise ValueError(f"unknown broker {value!r}: choose one of {', '.join(BROKER_KINDS)}")
+    return kind  # type: ignore[return-value]
+
+
+def kafka_nodes(kind: BrokerKind) -> int:
+    return CLUSTER_SIZE if kind == "kafka-cluster" else 1
+
+
+def broker_env(kind: BrokerKind) -> dict[str, str]:
+    """Environment overrides for services (and tests, benches) on a development broker."""
+    if kind == "tansu":
+        return {
+            # Tansu cannot answer InitProducerId and does not wake long polls on new data.
+            "KAFKA_ENABLE_IDEMPOTENCE": "false",
+            "KAFKA_FETCH_MAX_WAIT_MS": "15",
+            # The count Tansu gives the topics it recreates after a restart (embedded.py).
+            "KAFKA_TOPIC_PARTITIONS": str(AUTO_CREATED_PARTITIONS),
+            "KAFKA_REPLICATION_FACTOR": "1",
+            "KAFKA_MIN_INSYNC_REPLICAS": "1",
+        }
+    if kind == "kafka":
+        return {"KAFKA_REPLICATION_FACTOR": "1", "KAFKA_MIN_INSYNC_REPLICAS": "1"}
+    return {}  # the three-node cluster runs the production defaults
+
+
+def settings_overrides(kind: BrokerKind) -> dict[str, object]:
+    """``broker_env`` as ``ServiceSettings`` keyword arguments."""
+    return {k.lower(): v for k, v in broker_env(kind).items()}
+
+
+def broker_from_env() -> BrokerKind:
+    return broker_kind(os.environ.get("BROKER"))
