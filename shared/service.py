@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.db import create_pool
 from shared.http import health
+from shared.http.openapi import install_openapi
 from shared.http.problems import install_problem_handlers
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.groups import ConsumerGroup, build_consumer
@@ -137,6 +138,7 @@ def create_service_app(
     app.include_router(health.router)
     for router in routers:
         app.include_router(router)
+    install_openapi(app)
 
     # A plain ASGI middleware: ``@app.middleware("http")`` would run every request through
     # a task group and memory streams, a measurable share of a small request's cost.

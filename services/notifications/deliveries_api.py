@@ -3,9 +3,7 @@ attempt with its error and timing; and redelivery of one message on request."""
 
 from __future__ import annotations
 
-import base64
-import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
@@ -14,23 +12,28 @@ from fastapi import APIRouter, Depends, Query, Request
 from services.notifications import delivery_log
 from services.notifications.models import DeliveryOut, DeliveryPage
 from shared.http.auth import require_program_access
+from shared.http.openapi import problem_responses
 from shared.http.problems import Problem
 from shared.service import runtime_of
 
 router = APIRouter(prefix="/v1", tags=["deliveries"])
 
 
+# A page ends at (created_at, id). The cursor spells that out as microseconds since the epoch
+# and the id's hex: opaque to clients, and every string the pattern admits is a valid cursor,
+# so the schema states the whole rule.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+CURSOR = r"^[0-9]{1,16}\.[0-9a-f]{32}$"
+
+
 def _cursor(row: dict[str, Any]) -> str:
-    raw = json.dumps([row["created_at"].isoformat(), str(row["id"])])
-    return base64.urlsafe_b64encode(raw.encode()).decode()
+    return f"{(row['created_at'] - _EPOCH) // _MICROSECOND}.{row['id'].hex}"
 
 
 def _uncursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        created, ident = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(created), UUID(ident)
-    except (ValueError, TypeError) as exc:
-        raise Problem(400, "invalid-cursor", "This cursor is not valid", field="cursor") from exc
+    micros, ident = cursor.split(".")
+    return _EPOCH + int(micros) * _MICROSECOND, UUID(hex=ident)
 
 
 def _not_found(delivery_id: UUID) -> Problem:
@@ -51,7 +54,7 @@ async def list_deliveries(
     trigger: str | None = Query(default=None, max_length=64, pattern=r"^[a-z][a-z_.]*$"),
     endpoint_id: UUID | None = None,
     limit: int = Query(default=50, ge=1, le=500),
-    cursor: str | None = None,
+    cursor: str | None = Query(default=None, pattern=CURSOR),
 ) -> Any:
     rows, more = await delivery_log.page(
         runtime_of(request).pool,
@@ -73,6 +76,7 @@ async def list_deliveries(
 @router.get(
     "/programs/{program_id}/deliveries/{delivery_id}",
     response_model=DeliveryOut,
+    responses=problem_responses(404),
     dependencies=[Depends(require_program_access)],
 )
 async def get_delivery(program_id: UUID, delivery_id: UUID, request: Request) -> Any:
@@ -86,6 +90,7 @@ async def get_delivery(program_id: UUID, delivery_id: UUID, request: Request) ->
     "/programs/{program_id}/deliveries/{delivery_id}/redeliver",
     response_model=DeliveryOut,
     status_code=202,
+    responses=problem_responses(404, 409),
     dependencies=[Depends(require_program_access)],
 )
 async def redeliver(program_id: UUID, delivery_id: UUID, request: Request) -> Any:

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from services.notifications.catalog import TRIGGERS
+from shared.contracts import TOPICS
+from shared.http.openapi import STORABLE_TEXT, one_of
 
 LOCALE = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
 VARIANT = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+TRIGGER = one_of(TRIGGERS)
+# An absolute http(s) URL with a host, without spaces or controls; where it may point is
+# decided when registered and before each call (``shared.http.outbound``).
+WEBHOOK_URL = r"^https?://[^\x00-\x20\x7f/?#@:\[\]\\]+(:[0-9]{0,5})?([/?#][^\x00-\x20\x7f]*)?$"
+EventType = Annotated[str, Field(pattern=one_of(TOPICS))]
 
 
 # ---- the feed and preferences ----
@@ -41,8 +50,8 @@ class Preferences(BaseModel):
 class PreferencesPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    transactional: bool | None = None
-    marketing: bool | None = None
+    transactional: StrictBool | None = None
+    marketing: StrictBool | None = None
 
 
 # ---- templates ----
@@ -51,9 +60,9 @@ class PreferencesPatch(BaseModel):
 class TemplateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    subject: str = Field(min_length=1, max_length=500)
-    body: str = Field(min_length=1, max_length=50_000)
-    html: str | None = Field(default=None, max_length=200_000)
+    subject: str = Field(min_length=1, max_length=500, pattern=STORABLE_TEXT)
+    body: str = Field(min_length=1, max_length=50_000, pattern=STORABLE_TEXT)
+    html: str | None = Field(default=None, max_length=200_000, pattern=STORABLE_TEXT)
 
 
 class TemplateOut(TemplateIn):
@@ -66,7 +75,7 @@ class TemplateOut(TemplateIn):
 class PreviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    trigger: str
+    trigger: str = Field(pattern=TRIGGER)
     locale: str = Field(default="en", pattern=LOCALE)
     variant: str | None = Field(default=None, pattern=VARIANT)
     # A draft to render instead of the stored template.
@@ -89,17 +98,17 @@ class PreviewOut(BaseModel):
 class EndpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(min_length=1, max_length=2000)
+    url: str = Field(min_length=1, max_length=2000, pattern=WEBHOOK_URL)
     # Empty: every event type.
-    event_types: list[str] = Field(default=[], max_length=50)
+    event_types: list[EventType] = Field(default=[], max_length=50)
 
 
 class EndpointPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool | None = None
-    url: str | None = Field(default=None, min_length=1, max_length=2000)
-    event_types: list[str] | None = None
+    enabled: StrictBool | None = None
+    url: str | None = Field(default=None, min_length=1, max_length=2000, pattern=WEBHOOK_URL)
+    event_types: list[EventType] | None = None
 
 
 class EndpointOut(BaseModel):

@@ -10,11 +10,22 @@ import asyncpg
 
 from services.notifications.repository import Conn, deliveries, feed, reminders
 from services.notifications.repository import participants as stored
-from services.notifications.unsubscribe import CATEGORIES, read_token
+from services.notifications.unsubscribe import CATEGORIES, LINK_CATEGORY, read_token
 
 
-async def latest_feed(conn: Conn, program_id: UUID, participant_id: UUID) -> list[dict[str, Any]]:
-    return await feed.latest(conn, program_id, participant_id)
+async def latest_feed(
+    conn: Conn, program_id: UUID, participant_id: UUID
+) -> list[dict[str, Any]] | None:
+    """The participant's latest feed items; None when the participant is not the program's.
+    The service knows participants from ``participant.enrolled``: one enrolled in another
+    program is not this one's; one not enrolled yet is this program's only if the program's
+    events already gave them feed items (a reward before the enrolment does), otherwise
+    unknown, which reads the same as another program's (404)."""
+    items = await feed.latest(conn, program_id, participant_id)
+    owner = await stored.program_of(conn, participant_id)
+    if owner != program_id and not (owner is None and items):
+        return None
+    return items
 
 
 async def mark_read(
@@ -51,18 +62,25 @@ async def set_preferences(
     return await stored.preferences(pool, participant_id)
 
 
-async def unsubscribe(pool: asyncpg.Pool, key: bytes, token: str) -> str | None:
-    """Unsubscribes the token's participant from its category, returned; None when the token
-    is not valid or its participant unknown."""
+async def unsubscribe(
+    pool: asyncpg.Pool, key: bytes, token: str, *, transactional_too: bool = False
+) -> list[str] | None:
+    """Unsubscribes the token's participant from marketing mail (whatever the link's category:
+    old links named the mail's), and from transactional mail too only when they chose so
+    explicitly; the categories stopped are returned. None when the token is not valid or its
+    participant unknown. Nothing is ever turned on here."""
     found = read_token(key, token)
     if found is None:
         return None
-    participant_id, category = found
+    participant_id, _ = found
     program_id = await stored.program_of(pool, participant_id)
     if program_id is None:
         return None
-    await stored.set_preference(pool, program_id, participant_id, category, False, "link")
-    return category
+    stopped = [LINK_CATEGORY, "transactional"] if transactional_too else [LINK_CATEGORY]
+    async with pool.acquire() as conn, conn.transaction():
+        for category in stopped:
+            await stored.set_preference(conn, program_id, participant_id, category, False, "link")
+    return stopped
 
 
 async def erase(conn: asyncpg.Connection, participant_id: UUID, program_id: UUID) -> None:

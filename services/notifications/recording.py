@@ -26,7 +26,7 @@ from services.notifications.repository.deliveries import ChannelRow, Fanout
 from services.notifications.repository.participants import Participant
 from services.notifications.template_resolution import choose_template
 from services.notifications.templates import template_for
-from services.notifications.unsubscribe import make_token
+from services.notifications.unsubscribe import LINK_CATEGORY, make_token
 from services.notifications.variables import localize
 from services.notifications.webhooks import body_for
 
@@ -166,7 +166,9 @@ async def to_participant(
     payload = {"subject": plain.subject}
     if reason is None:
         settings = ctx.settings
-        token = make_token(settings.unsubscribe_key(), who.participant_id, spec.category)
+        # Marketing whatever the mail's category: one click stops nudges, never the
+        # notices of the participant's own referrals and rewards.
+        token = make_token(settings.unsubscribe_key(), who.participant_id, LINK_CATEGORY)
         url = f"{settings.public_url()}/unsubscribe/{token}"
         try:
             # Subject and text do not depend on the link: rendered once, reused.

@@ -3,16 +3,15 @@ renders one with sample data."""
 
 from __future__ import annotations
 
-import re
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from services.notifications import templates
-from services.notifications.catalog import TRIGGERS
 from services.notifications.models import (
     LOCALE,
+    TRIGGER,
     VARIANT,
     PreviewIn,
     PreviewOut,
@@ -21,21 +20,11 @@ from services.notifications.models import (
 )
 from services.notifications.render import Source, TemplateInvalid
 from shared.http.auth import require_program_access
+from shared.http.openapi import problem_responses
 from shared.http.problems import Problem
 from shared.service import runtime_of
 
 router = APIRouter(prefix="/v1", tags=["templates"])
-
-
-def _trigger(name: str, field: str = "trigger") -> str:
-    if name not in TRIGGERS:
-        raise Problem(
-            422,
-            "unknown-trigger",
-            f"No trigger {name!r}; known: {', '.join(sorted(TRIGGERS))}",
-            field=field,
-        )
-    return name
 
 
 def _invalid(exc: TemplateInvalid) -> Problem:
@@ -62,15 +51,12 @@ async def list_templates(program_id: UUID, request: Request) -> Any:
 )
 async def put_template(
     program_id: UUID,
-    trigger: str,
-    locale: str,
+    trigger: Annotated[str, Path(pattern=TRIGGER)],
+    locale: Annotated[str, Path(pattern=LOCALE)],
     body: TemplateIn,
     request: Request,
     variant: str | None = Query(default=None, pattern=VARIANT),
 ) -> Any:
-    _trigger(trigger)
-    if not re.match(LOCALE, locale):
-        raise Problem(422, "invalid-locale", f"{locale!r} is not a locale tag", field="locale")
     try:
         row = await templates.put_template(
             runtime_of(request).pool,
@@ -88,12 +74,13 @@ async def put_template(
 @router.delete(
     "/programs/{program_id}/templates/{trigger}/{locale}",
     status_code=204,
+    responses=problem_responses(404),
     dependencies=[Depends(require_program_access)],
 )
 async def delete_template(
     program_id: UUID,
-    trigger: str,
-    locale: str,
+    trigger: Annotated[str, Path(pattern=TRIGGER)],
+    locale: Annotated[str, Path(pattern=LOCALE)],
     request: Request,
     variant: str | None = Query(default=None, pattern=VARIANT),
 ) -> Response:
@@ -113,7 +100,6 @@ async def delete_template(
 async def preview(program_id: UUID, body: PreviewIn, request: Request) -> Any:
     """Render the template a participant of this locale and variant would get (or the draft
     in the body) with sample data, overridable through ``variables``."""
-    _trigger(body.trigger)
     rt = runtime_of(request)
     try:
         rendered, values = await templates.preview(

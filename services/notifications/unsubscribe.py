@@ -1,5 +1,11 @@
 """Signed unsubscribe links: ``<participant>.<category>.<hmac>``, so the link works without a
-login and cannot be forged for someone else."""
+login and cannot be forged for someone else.
+
+Every participant email, transactional or marketing, carries a link for the marketing
+category: a one-click unsubscribe (RFC 8058) stops marketing mail only. Links of the
+transactional category were sent before that rule; they still verify, and also stop
+marketing only. Transactional mail stops only by an explicit choice (the preferences API, or
+the second button of the unsubscribe page)."""
 
 from __future__ import annotations
 
@@ -9,6 +15,8 @@ import hmac
 from uuid import UUID
 
 CATEGORIES = ("transactional", "marketing")
+# The category of every link sent, and what a one-click unsubscribe turns off.
+LINK_CATEGORY = "marketing"
 
 
 def _mac(key: bytes, participant_id: UUID, category: str) -> str:

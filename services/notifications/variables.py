@@ -69,11 +69,21 @@ SAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
+def _is_amount(value: Any) -> bool:
+    # A preview's variables come from the caller: [true, "USD"] or [1, {}] are not amounts.
+    return (
+        isinstance(value, tuple | list)
+        and len(value) == 2
+        and type(value[0]) is int
+        and isinstance(value[1], str)
+    )
+
+
 def localize(variables: dict[str, Any], locale: str | None) -> dict[str, Any]:
     """Amounts travel as (minor units, unit) pairs and are formatted for the reader."""
     out: dict[str, Any] = {}
     for key, value in variables.items():
-        if isinstance(value, tuple | list) and len(value) == 2 and isinstance(value[0], int):
+        if _is_amount(value):
             out[key] = format_amount_for(value[0], value[1], locale)
         else:
             out[key] = value

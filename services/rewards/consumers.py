@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncpg
 
 from services.rewards import erasure, issuing, reversals
+from services.rewards import repository as repo
 from services.rewards.settings import RewardsSettings
 from shared.contracts import (
+    ParticipantEnrolled,
     ParticipantErased,
     ProgramPublished,
     ReferralConverted,
@@ -23,6 +25,13 @@ async def on_program_published(
     conn: asyncpg.Connection, event: ProgramPublished, _: Envelope
 ) -> None:
     await issuing.record_program_version(conn, event)
+
+
+async def on_participant_enrolled(
+    conn: asyncpg.Connection, event: ParticipantEnrolled, _: Envelope
+) -> None:
+    # Only the program: a participant's rewards are read under its own program's path.
+    await repo.participants.insert(conn, event.participant_id, event.program_id)
 
 
 async def on_referral_converted(
@@ -46,6 +55,7 @@ async def on_participant_erased(
 HANDLERS: dict[str, Handler] = {
     ProgramPublished.TOPIC: on_program_published,
     **KEY_HANDLERS,
+    ParticipantEnrolled.TOPIC: on_participant_enrolled,
     ReferralConverted.TOPIC: on_referral_converted,
     ReferralReversed.TOPIC: on_referral_reversed,
     ParticipantErased.TOPIC: on_participant_erased,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.contracts.base import MinorUnits, UnitCode
+from shared.contracts.base import UnitCode
+from shared.http.openapi import JsonInt
 
 
 class RewardOut(BaseModel):
@@ -86,7 +88,7 @@ class RewardActionOut(BaseModel):
 class RedemptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: MinorUnits = Field(gt=0)
+    amount: JsonInt = Field(gt=0, le=10**12)
     unit: UnitCode
 
 
@@ -97,10 +99,16 @@ class RedemptionOut(BaseModel):
     balance: int
 
 
+# A code: up to 200 characters, at least one of them not whitespace (stripped when stored),
+# none of them NUL (Postgres cannot store it).
+COUPON_CODE = r"^[^\x00]*[^\x00\s][^\x00]*$"
+CouponCode = Annotated[str, Field(min_length=1, max_length=200, pattern=COUPON_CODE)]
+
+
 class CouponsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    codes: list[str] = Field(min_length=1, max_length=10_000)
+    codes: list[CouponCode] = Field(min_length=1, max_length=10_000)
 
 
 class CouponsOut(BaseModel):

@@ -10,7 +10,7 @@ import asyncpg
 from services.rewards import ledger
 from services.rewards import repository as repo
 from services.rewards.models import RedemptionOut
-from shared.http.problems import Problem
+from shared.http.problems import Problem, not_found
 
 
 async def redeem(
@@ -19,6 +19,8 @@ async def redeem(
     """Take ``amount`` off the participant's balance; 409 when the balance is smaller. The
     referrer lock keeps two redemptions (or a redemption and a clawback) from both spending
     the same balance."""
+    if not await repo.participants.belongs(conn, participant_id, program_id):
+        raise not_found("participant", participant_id, "participant_id")
     await repo.locks.lock_referrer(conn, program_id, participant_id)
     held = await ledger.participant_balance(conn, program_id, participant_id, unit)
     if held < amount:

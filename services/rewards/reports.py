@@ -21,14 +21,18 @@ from services.rewards.models import (
 )
 from services.rewards.rules import next_milestone
 from shared.contracts.sections.rewards import Milestone
-from shared.http.problems import Problem
+from shared.http.problems import Problem, not_found
 
 
 async def participant_rewards(
     pool: asyncpg.Pool, program_id: UUID, participant_id: UUID
 ) -> BalanceOut:
     """Progress is measured against the policy in force now, in the variant of the
-    participant's latest conversion."""
+    participant's latest conversion. 404 for a participant that is not the program's: the
+    service knows participants from ``participant.enrolled`` and from conversions, so one
+    not heard of yet (or of another program) reads as not found, not as an empty balance."""
+    if not await repo.participants.belongs(pool, participant_id, program_id):
+        raise not_found("participant", participant_id, "participant_id")
     rows = await repo.rewards.of_participant(pool, program_id, participant_id)
     converted = await repo.conversions.converted_count(pool, program_id, participant_id)
     variant = await repo.conversions.latest_variant(pool, program_id, participant_id)

@@ -11,12 +11,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.http.routing import allowed_methods
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://referral-platform.dev/problems/"
 
-_TITLES = {
+TITLES = {
     400: "Bad request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -54,6 +56,11 @@ class Problem(Exception):
         self.extra = extra
 
 
+def not_found(kind: str, ident: object, field: str) -> Problem:
+    """``kind-not-found``, naming the path parameter that named it."""
+    return Problem(404, f"{kind}-not-found", f"No {kind} {ident}", field=field)
+
+
 def problem_response(
     status: int,
     type_: str,
@@ -66,7 +73,7 @@ def problem_response(
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": TYPE_BASE + type_,
-        "title": _TITLES.get(status, "Error"),
+        "title": TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,
     }
@@ -101,6 +108,15 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            # Not JSON at all: a malformed request (400), not content that fails a rule.
+            return problem_response(
+                400,
+                "malformed-json",
+                "The request body is not valid JSON",
+                instance=request.url.path,
+                field="body",
+            )
         errors = [
             {"field": _field_path(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
             for e in exc.errors()
@@ -117,13 +133,13 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        slug = _TITLES.get(exc.status_code, "error").lower().replace(" ", "-")
+        slug = TITLES.get(exc.status_code, "error").lower().replace(" ", "-")
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            # Every method of the path, not only those of the first route that matched it.
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
         return problem_response(
-            exc.status_code,
-            slug,
-            str(exc.detail),
-            instance=request.url.path,
-            headers=getattr(exc, "headers", None),
+            exc.status_code, slug, str(exc.detail), instance=request.url.path, headers=headers
         )
 
     @app.exception_handler(asyncpg.DataError)

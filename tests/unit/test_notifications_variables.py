@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.notifications.variables import format_amount_for
+from services.notifications.variables import format_amount_for, localize
 
 
 @pytest.mark.parametrize(
@@ -25,3 +25,9 @@ from services.notifications.variables import format_amount_for
 )
 def test_format_amount_for_a_locale(amount: int | None, unit: str, locale: str, text: str) -> None:
     assert format_amount_for(amount, unit, locale) == text
+
+
+def test_only_whole_number_and_unit_pairs_are_formatted_as_amounts() -> None:
+    # A preview's variables come from the caller; these once answered 500.
+    values = {"a": [True, "USD"], "b": [1, {}], "c": (2000, "USD"), "d": [5, "MB"]}
+    assert localize(values, "en") == {"a": [True, "USD"], "b": [1, {}], "c": "$20.00", "d": "5 MB"}

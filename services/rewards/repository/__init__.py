@@ -1,9 +1,17 @@
 """All SQL of rewards except the ledger's (``services.rewards.ledger``), by table group:
 ``locks`` (advisory locks), ``programs`` (versions and webhook secrets), ``conversions``
 (conversions, refunds received, erasures), ``rewards`` (reward rows: creation, transitions,
-due work, read models), ``payouts`` (coupon pools, redemptions). Every function runs on the
-connection (and in the transaction) it is given."""
+due work, read models), ``payouts`` (coupon pools, redemptions), ``participants`` (the program
+each participant belongs to). Every function runs on the connection (and in the transaction)
+it is given."""
 
-from services.rewards.repository import conversions, locks, payouts, programs, rewards
+from services.rewards.repository import (
+    conversions,
+    locks,
+    participants,
+    payouts,
+    programs,
+    rewards,
+)
 
-__all__ = ["conversions", "locks", "payouts", "programs", "rewards"]
+__all__ = ["conversions", "locks", "participants", "payouts", "programs", "rewards"]

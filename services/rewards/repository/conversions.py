@@ -19,8 +19,12 @@ async def insert_locking_referrer(
 ) -> asyncpg.Record | None:
     """Record a conversion as ``awaiting_program``; None when it was recorded before.
     The per-referrer lock (see ``locks.lock_referrer``) is taken by the insert itself: one
-    round trip, and the lock is held before anything of the referrer's history is read."""
+    round trip, and the lock is held before anything of the referrer's history is read.
+    The referrer is recorded as the program's participant in the same statement: the
+    conversion can arrive before the enrolment."""
     return await conn.fetchrow(
+        "WITH member AS (INSERT INTO participants (participant_id, program_id) "
+        "VALUES ($4, $3) ON CONFLICT DO NOTHING) "
         "INSERT INTO conversions (conversion_id, referral_id, program_id, referrer_id, "
         "referee_customer_id, order_id, amount, currency, converted_at, program_version, status, "
         "variant, sequence) "

@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from pydantic import SecretStr
 
+from services.notifications.app import create_app
 from services.notifications.consumers import consumer_groups
 from services.notifications.context import Context
 from services.notifications.delivery import Sender
@@ -25,6 +27,7 @@ from shared.http.outbound import new_webhook_secret
 from shared.messaging.consumer import Handler
 from shared.messaging.envelope import Envelope
 from shared.messaging.outbox import envelope_for
+from shared.settings import ServiceSettings
 from tests.integration.kafka_helpers import migrated
 from tests.integration.notifications.receivers import SmtpServer, WebhookReceiver
 
@@ -171,3 +174,27 @@ async def world(database_url: str, smtp: SmtpServer) -> AsyncIterator[World]:
         yield World(pool, settings, smtp)
     finally:
         await pool.close()
+
+
+@pytest.fixture
+async def api(world: World, settings: ServiceSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """The notifications app in-process (its real lifespan: pool, producer, consumer, sender)
+    on the world's database and a real broker; events still go through ``world.apply``. It
+    has no SMTP server, so its own sender leaves the world's emails to ``world.send_all``."""
+    app_settings = NotificationsSettings(
+        **{
+            **settings.model_dump(),
+            "service_name": "notifications",
+            "admin_api_key": world.settings.admin_api_key,
+            "notifications_public_url": world.settings.notifications_public_url,
+        }
+    )
+    app = create_app(app_settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://test",
+            headers={"Authorization": "Bearer admin"},
+        ) as client:
+            yield client
