@@ -418,6 +418,7 @@ def main() -> int:
     parser.add_argument(
         "--rate", type=float, default=3.0, help="kafka-cluster: journeys per second"
     )
+    parser.add_argument("--parallel", type=int, default=1, help="kafka-cluster: seeds at once")
     parser.add_argument("--journeys", type=int, default=60)
     parser.add_argument(
         "--require",
@@ -430,7 +431,10 @@ def main() -> int:
     if args.broker == "kafka-cluster":
         from bench.chaos_kafka import run_seeds
 
-        return 1 if run_seeds(args.first_seed, args.seeds, args.faults or 5, args.rate) else 0
+        violations = run_seeds(
+            args.first_seed, args.seeds, args.faults or 5, args.rate, args.parallel
+        )
+        return 1 if violations else 0
     args.faults = args.faults or 10
     violations = 0
     injected = 0

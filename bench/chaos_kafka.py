@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import logging
 import random
@@ -60,7 +61,7 @@ from bench.chaos_broker import DeadLetterWatcher
 from bench.chaos_clicks import _settled_count
 from bench.chaos_kafka_probe import GROUPS, ClusterProbe
 from bench.chaos_replicas import ServiceReplicas
-from bench.kafka_nodes import KafkaCluster
+from devstack.kafka import KafkaCluster
 from devstack.stack import Stack, StackConfig, database_url_for
 from shared.contracts import LinkClicked, ReferralConverted, RewardIssued
 from shared.messaging.producer import all_topics
@@ -75,6 +76,8 @@ CAP_REWARDS = 8  # referrer rewards each referrer may get in full; the rest are 
 # Kafka's broker.session.timeout.ms default: a silent broker is fenced (its leaderships move)
 # after it. A pause lasts longer than this and than the consumers' session timeout.
 BROKER_SESSION_TIMEOUT_MS = 9000
+# A JVM start on a loaded two-core machine can take minutes.
+NODE_START_TIMEOUT_S = 600
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ class ClusterChaosResult(ChaosResult):
     reports: list[FaultReport] = field(default_factory=list)
     clicks_answered: int = 0
     clicks_stored: int = 0
+    seconds: float = 0.0
 
 
 Resumed = dict[str, float | None]  # consumer group -> resume time, None: never
@@ -158,7 +162,7 @@ class Faults:
 
     async def _restart(self, node_id: int, after_s: float) -> None:
         await asyncio.sleep(after_s)
-        await asyncio.to_thread(self.cluster.start_node, node_id)
+        await asyncio.to_thread(self.cluster.start_node, node_id, NODE_START_TIMEOUT_S)
 
     async def kill_leader(self, fault: ClusterFault) -> tuple[str, Resumed]:
         tp, leader = await self.probe.busiest(BUSY_TOPICS)
@@ -195,7 +199,7 @@ class Faults:
 
         async def step(node_id: int) -> None:
             await asyncio.to_thread(self.cluster.stop_node, node_id)
-            await asyncio.to_thread(self.cluster.start_node, node_id)
+            await asyncio.to_thread(self.cluster.start_node, node_id, NODE_START_TIMEOUT_S)
             await self.probe.wait_healthy(len(ids))
 
         for node_id in order:
@@ -204,22 +208,26 @@ class Faults:
         return f"rolling restart of brokers {names} (SIGTERM, start, back in sync)", worst
 
     async def roll_services(self, fault: ClusterFault) -> tuple[str, Resumed]:
+        """A deploy of every service at once, each Deployment rolling on its own: per step, a
+        new replica of each service, then the old one of each leaves (SIGTERM)."""
         worst: Resumed = {}
         exits: list[float] = []
-        for service, replicas in self.replicas.live.items():
-            for old in list(replicas):
-                await self.replicas.surge(service)
-                struck = time.monotonic()
-                resumed, (took, code) = await asyncio.gather(
-                    self.probe.resume_times(struck), self.replicas.retire(old)
-                )
-                worst = _worst(worst, resumed)
+        steps = max(len(r) for r in self.replicas.live.values())
+        for _ in range(steps):
+            olds = [r[0] for r in self.replicas.live.values()]
+            await asyncio.gather(*(self.replicas.surge(old.service) for old in olds))
+            struck = time.monotonic()
+            resumed, *retired = await asyncio.gather(
+                self.probe.resume_times(struck), *(self.replicas.retire(old) for old in olds)
+            )
+            worst = _worst(worst, resumed)
+            for old, (took, code) in zip(olds, retired, strict=True):
                 exits.append(took)
                 if code != 0:
                     self.violations.append(f"{old.name} exited with {code} on SIGTERM")
         return (
-            f"rolling restart of {len(exits)} service replicas (SIGTERM exits took "
-            f"{min(exits):.1f}-{max(exits):.1f}s)",
+            f"rolling restart of all services, {len(exits)} replicas replaced (SIGTERM exits "
+            f"took {min(exits):.1f}-{max(exits):.1f}s)",
             worst,
         )
 
@@ -331,6 +339,7 @@ async def cluster_chaos_run(
     faults: int,
     root: Path,
     rate_per_s: float = 3.0,
+    per_service: int = 2,
     progress: bool = False,
 ) -> ClusterChaosResult:
     rng = random.Random(f"journeys-{seed}")
@@ -359,7 +368,7 @@ async def cluster_chaos_run(
         stack = Stack(config)
         stack.start_infra()
         await stack.prepare()
-        replicas = ServiceReplicas(stack, root)
+        replicas = ServiceReplicas(stack, root, per_service)
         await replicas.start()
         default_ms = ServiceSettings.model_fields["kafka_session_timeout_ms"].default
         session_ms = int(stack.service_env("rewards").get("KAFKA_SESSION_TIMEOUT_MS", default_ms))
@@ -426,6 +435,8 @@ async def cluster_chaos_run(
             result.clicks_answered = answered[0]
             await _check(stack, result, accepted, watcher)
             await _check_caps_and_clicks(stack, result, accepted, cap)
+    except Exception as e:  # a crashed run is a violation; what it saw so far is kept
+        result.violations.append(f"run failed: {e!r}")
     finally:
         stop_traffic.set()
         stop_watching.set()
@@ -477,42 +488,47 @@ def resume_summary(results: list[ClusterChaosResult]) -> list[str]:
     return lines
 
 
-def run_seeds(first_seed: int, seeds: int, faults: int, rate_per_s: float) -> int:
-    """The cluster run for ``seeds`` seeds; prints each fault with the groups' resume times,
-    then the summary. Returns the number of violations."""
+def _one_seed(seed: int, faults: int, rate_per_s: float) -> ClusterChaosResult:
     # The run's own clients meet dead and paused brokers on purpose: keep their errors quiet.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    results: list[ClusterChaosResult] = []
-    for seed in range(first_seed, first_seed + seeds):
-        root = Path(tempfile.mkdtemp(prefix=f"refplat-chaos-kafka-{seed}-"))
-        root.chmod(0o755)  # the embedded Postgres may run as another user
-        began = time.monotonic()
-        try:
-            result = asyncio.run(
-                cluster_chaos_run(
-                    seed, faults=faults, root=root, rate_per_s=rate_per_s, progress=True
-                )
+    root = Path(tempfile.mkdtemp(prefix=f"refplat-chaos-kafka-{seed}-"))
+    root.chmod(0o755)  # the embedded Postgres may run as another user
+    began = time.monotonic()
+    result = asyncio.run(
+        cluster_chaos_run(seed, faults=faults, root=root, rate_per_s=rate_per_s, progress=True)
+    )
+    if result.ok:
+        shutil.rmtree(root, ignore_errors=True)
+    else:
+        print(f"  seed {seed}: logs kept in {root}", flush=True)
+    result.seconds = time.monotonic() - began
+    return result
+
+
+def run_seeds(first_seed: int, seeds: int, faults: int, rate_per_s: float, parallel: int) -> int:
+    """The cluster run for ``seeds`` seeds, ``parallel`` at a time (each in its own process,
+    with its own cluster, Postgres and services); prints each fault with the groups' resume
+    times as it happens, each seed's outcome, then the summary. Returns the violation count."""
+    numbers = range(first_seed, first_seed + seeds)
+    with concurrent.futures.ProcessPoolExecutor(max_workers=parallel) as pool:
+        runs = [pool.submit(_one_seed, n, faults, rate_per_s) for n in numbers]
+        results = []
+        for run in runs:
+            result = run.result()
+            results.append(result)
+            print(
+                f"seed={result.seed} accepted={result.accepted} clicks="
+                f"{result.clicks_answered}/{result.clicks_stored} faults={len(result.faults)} "
+                f"violations={len(result.violations)} [{result.seconds:.0f}s]",
+                flush=True,
             )
-        except Exception as e:  # a run that crashed counts as a violation, the next goes on
-            result = ClusterChaosResult(seed, violations=[f"run failed: {e!r}"])
-        results.append(result)
-        if result.ok:
-            shutil.rmtree(root, ignore_errors=True)
-        else:
-            print(f"  logs kept in {root}")
-        print(
-            f"seed={seed} accepted={result.accepted} clicks={result.clicks_answered}/"
-            f"{result.clicks_stored} faults={len(result.faults)} "
-            f"violations={len(result.violations)} [{time.monotonic() - began:.0f}s]",
-            flush=True,
-        )
-        for report in result.reports:
-            print(f"  {report.line()}")
-        for violation in result.violations:
-            print(f"  VIOLATION: {violation}")
+            for report in result.reports:
+                print(f"  {report.line()}")
+            for violation in result.violations:
+                print(f"  VIOLATION: {violation}", flush=True)
     by_kind = collections.Counter(k for r in results for k in r.kinds)
     violations = sum(len(r.violations) for r in results)
-    print(" ".join(f"{k}={by_kind[k]}" for k in KINDS), "<- chaos-kafka faults by kind")
+    print("chaos-kafka faults by kind: " + " ".join(f"{k}={by_kind[k]}" for k in KINDS))
     for line in resume_summary(results):
         print(f"chaos-kafka {line}")
     print(

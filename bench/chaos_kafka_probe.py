@@ -92,7 +92,7 @@ class ClusterProbe:
         )
         return len(obj["brokers"]), unhealthy
 
-    async def wait_healthy(self, brokers: int, timeout_s: float = 180) -> float:
+    async def wait_healthy(self, brokers: int, timeout_s: float = 300) -> float:
         """Until every broker is back and no partition is under-replicated; returns the wait."""
         began = time.monotonic()
         while True:
@@ -124,31 +124,37 @@ class ClusterProbe:
 
         return await _retry(ask, 5, f"offsets of {group}")
 
-    async def group_targets(self, group: str) -> dict[TopicPartition, int]:
-        """Log end of every partition of the topics ``group`` has committed offsets on."""
-        committed = await _retry(lambda: self.committed(group), 120, f"offsets of {group}")
-        partitions = await self.partitions({tp.topic for tp in committed})
-        return await self.end_offsets(list(partitions))
-
     async def resume_times(
-        self, struck: float, groups: tuple[str, ...] = GROUPS, timeout_s: float = 180
+        self, struck: float, groups: tuple[str, ...] = GROUPS, timeout_s: float = 300
     ) -> dict[str, float | None]:
         """Seconds from ``struck`` (time.monotonic) until each group caught up with the log
-        ends read right after it; None for a group that did not within the timeout."""
-        targets = {g: await self.group_targets(g) for g in groups}
+        ends read right after it; None for a group that did not within the timeout. The
+        groups are asked together, so one slow answer does not delay the others' times."""
+        first = await asyncio.gather(
+            *(_retry(lambda g=g: self.committed(g), 120, f"offsets of {g}") for g in groups)
+        )
+        topics = {g: {tp.topic for tp in c} for g, c in zip(groups, first, strict=True)}
+        partitions = await self.partitions(set().union(*topics.values()))
+        ends = await self.end_offsets(list(partitions))
+        targets = {g: {tp: e for tp, e in ends.items() if tp.topic in topics[g]} for g in groups}
+
+        def caught_up(group: str, committed: dict[TopicPartition, int]) -> bool:
+            return all(
+                end == 0 or committed.get(tp, -1) >= end for tp, end in targets[group].items()
+            )
+
         resumed: dict[str, float | None] = {}
         pending = list(groups)
         deadline = time.monotonic() + timeout_s
         while pending and time.monotonic() < deadline:
-            for group in list(pending):
-                with contextlib.suppress(TimeoutError):
-                    committed = await self.committed(group)
-                    if all(
-                        end == 0 or committed.get(tp, -1) >= end
-                        for tp, end in targets[group].items()
-                    ):
-                        resumed[group] = time.monotonic() - struck
-                        pending.remove(group)
+            answers = await asyncio.gather(
+                *(self.committed(g) for g in pending), return_exceptions=True
+            )
+            now = time.monotonic()
+            for group, committed in zip(list(pending), answers, strict=True):
+                if isinstance(committed, dict) and caught_up(group, committed):
+                    resumed[group] = now - struck
+                    pending.remove(group)
             if pending:
                 await asyncio.sleep(0.2)
         resumed.update({g: None for g in pending})
