@@ -33,10 +33,12 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import fcntl
 import logging
 import random
 import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 import uuid
@@ -232,6 +234,20 @@ class Faults:
         )
 
 
+def _start_cluster(cluster: KafkaCluster) -> None:
+    """One cluster starts at a time on this machine (seeds run in parallel): twelve JVMs
+    formatting and starting at once overrun the launcher's timeouts on two cores. A start
+    that times out anyway is tried once more."""
+    lock = Path(tempfile.gettempdir()) / "refplat-chaos-kafka-start.lock"
+    with open(lock, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            cluster.start()
+        except (TimeoutError, subprocess.TimeoutExpired, RuntimeError):
+            cluster.stop()
+            cluster.start()
+
+
 async def create_topics(bootstrap: str) -> None:
     """Every topic and DLQ twin as production has them, before the services start (they would
     create missing ones with their own settings)."""
@@ -351,7 +367,7 @@ async def cluster_chaos_run(
     stop_watching, stop_traffic = asyncio.Event(), asyncio.Event()
     background: list[asyncio.Task[None]] = []
     try:
-        await asyncio.to_thread(cluster.start)
+        await asyncio.to_thread(_start_cluster, cluster)
         probe = ClusterProbe(cluster.bootstrap_servers)
         await probe.start()
         await probe.wait_healthy(len(cluster.nodes))
@@ -436,7 +452,7 @@ async def cluster_chaos_run(
             await _check(stack, result, accepted, watcher)
             await _check_caps_and_clicks(stack, result, accepted, cap)
     except Exception as e:  # a crashed run is a violation; what it saw so far is kept
-        result.violations.append(f"run failed: {e!r}")
+        result.violations.append(f"run failed: {e!r}"[:400])
     finally:
         stop_traffic.set()
         stop_watching.set()
