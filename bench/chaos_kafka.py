@@ -37,6 +37,7 @@ import fcntl
 import logging
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import tempfile
@@ -61,7 +62,7 @@ from bench.chaos import (
 )
 from bench.chaos_broker import DeadLetterWatcher
 from bench.chaos_clicks import _settled_count
-from bench.chaos_kafka_probe import GROUPS, ClusterProbe
+from bench.chaos_kafka_probe import GROUPS, ClusterProbe, active_controller
 from bench.chaos_replicas import ServiceReplicas
 from devstack.kafka import KafkaCluster
 from devstack.stack import Stack, StackConfig, database_url_for
@@ -174,7 +175,7 @@ class Faults:
         return f"{what}, restarted after {fault.down_s:.1f}s", resumed
 
     async def kill_controller(self, fault: ClusterFault) -> tuple[str, Resumed]:
-        controller = await asyncio.to_thread(self.cluster.active_controller)
+        controller = active_controller(self.cluster)
         await asyncio.to_thread(self.cluster.kill, controller)
         resumed = await self._struck(self._restart(controller, fault.down_s))
         what = f"SIGKILL node {controller} (active controller)"
@@ -225,7 +226,9 @@ class Faults:
             worst = _worst(worst, resumed)
             for old, (took, code) in zip(olds, retired, strict=True):
                 exits.append(took)
-                if code != 0:
+                # uvicorn re-raises the SIGTERM it handled once it has shut down: -15 is a
+                # graceful exit too; -9 means the grace period ran out.
+                if code not in (0, -signal.SIGTERM):
                     self.violations.append(f"{old.name} exited with {code} on SIGTERM")
         return (
             f"rolling restart of all services, {len(exits)} replicas replaced (SIGTERM exits "

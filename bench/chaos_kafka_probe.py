@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+
+if TYPE_CHECKING:
+    from devstack.kafka import KafkaCluster
 
 T = TypeVar("T")
 REQUEST_TIMEOUT_MS = 4000
@@ -39,6 +43,27 @@ async def _retry(what: Callable[[], Awaitable[T]], timeout_s: float, label: str)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{label}: no answer within {timeout_s:.0f}s") from None
             await asyncio.sleep(0.3)
+
+
+def active_controller(cluster: KafkaCluster) -> int:
+    """The KRaft quorum leader, from the ``quorum-state`` file each running node keeps (the
+    highest leader epoch wins). Reading files instead of running the launcher's JVM tool keeps
+    the answer quick on a loaded machine, where that tool can take over a minute."""
+    best: tuple[int, int] | None = None
+    for node in cluster.nodes:
+        if not node.running:
+            continue
+        path = node.root / "data" / "__cluster_metadata-0" / "quorum-state"
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        leader, epoch = int(state.get("leaderId", -1)), int(state.get("leaderEpoch", -1))
+        if leader >= 0 and (best is None or epoch > best[1]):
+            best = (leader, epoch)
+    if best is None:
+        raise RuntimeError("no running kafka node records a quorum leader")
+    return best[0]
 
 
 class ClusterProbe:
