@@ -244,10 +244,10 @@ def _start_cluster(cluster: KafkaCluster) -> None:
     with open(lock, "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
-            cluster.start()
+            cluster.start(timeout_s=NODE_START_TIMEOUT_S)
         except (TimeoutError, subprocess.TimeoutExpired, RuntimeError):
             cluster.stop()
-            cluster.start()
+            cluster.start(timeout_s=NODE_START_TIMEOUT_S)
 
 
 async def create_topics(bootstrap: str) -> None:

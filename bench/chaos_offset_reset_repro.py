@@ -31,6 +31,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.chaos_kafka import _start_cluster
 from devstack.kafka import KafkaCluster
 
 TOPIC = "repro.offset-reset"
@@ -86,7 +87,7 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="refplat-offset-reset-"))
     cluster = KafkaCluster(root, size=3)
     try:
-        cluster.start()
+        _start_cluster(cluster)
         found = asyncio.run(run(cluster.bootstrap_servers))
     finally:
         cluster.stop()
