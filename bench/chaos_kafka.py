@@ -250,6 +250,16 @@ def _start_cluster(cluster: KafkaCluster) -> None:
             cluster.start(timeout_s=NODE_START_TIMEOUT_S)
 
 
+def _restart_stopped(cluster: KafkaCluster) -> None:
+    """Bring back any node a broken fault left paused or down."""
+    for node in cluster.nodes:
+        if node.running:
+            with contextlib.suppress(RuntimeError, ProcessLookupError):
+                cluster.resume(node.node_id)
+        else:
+            cluster.start_node(node.node_id, NODE_START_TIMEOUT_S)
+
+
 async def create_topics(bootstrap: str) -> None:
     """Every topic and DLQ twin as production has them, before the services start (they would
     create missing ones with their own settings)."""
@@ -460,7 +470,12 @@ async def cluster_chaos_run(
             for fault in plan(seed, faults):
                 await asyncio.sleep(fault.delay_s)
                 began = time.monotonic()
-                what, resumed = await getattr(chaos, fault.kind)(fault)
+                try:
+                    what, resumed = await getattr(chaos, fault.kind)(fault)
+                except Exception as e:  # the fault or its measurement broke: heal, go on
+                    what, resumed = f"{fault.kind} (not completed)", {}
+                    result.violations.append(f"{fault.kind} not completed: {e!r}"[:300])
+                    await asyncio.to_thread(_restart_stopped, cluster)
                 took = time.monotonic() - began
                 try:
                     healed = await probe.wait_healthy(len(cluster.nodes))
@@ -479,6 +494,7 @@ async def cluster_chaos_run(
                 if stalled:
                     result.violations.append(f"after {fault.kind}: groups {stalled} never resumed")
             stop_traffic.set()
+            result.accepted = len(accepted)
             for task in background[1:]:
                 await task
             result.accepted = len(accepted)
