@@ -25,6 +25,9 @@ data.
 
     python -m bench.chaos [--seeds N] [--faults F] [--journeys J] [--first-seed S]
                           [--require KIND ...]
+
+``--broker kafka-cluster`` runs the failover chaos on a three-node Apache Kafka cluster instead
+(bench/chaos_kafka.py), with no replay.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +60,7 @@ from shared.contracts import TOPICS, ReferralConverted, dlq_topic
 SERVICES = ("links", "attribution", "rewards", "notifications")
 # Drawn uniformly: a service kill is twice as likely as each infrastructure fault.
 FAULT_KINDS = ("kill", "kill", "pause_broker", "restart_postgres", "restart_broker")
+REWARD_AMOUNT = 1000  # minor units, each side
 
 
 @dataclass(frozen=True)
@@ -108,16 +113,18 @@ class ChaosResult:
 async def _retrying(
     http: httpx.AsyncClient,
     method: str,
-    url: str,
+    url: str | Callable[[], str],
     *,
     headers: dict[str, str],
     json: dict[str, Any] | None = None,
     attempts: int = 200,
 ) -> dict[str, Any]:
-    """A careful client: same Idempotency-Key on every retry, until the service answers."""
+    """A careful client: same Idempotency-Key on every retry, until the service answers.
+    ``url`` may be a function, asked again on every attempt (a load balancer's pick)."""
     for _ in range(attempts):
         try:
-            response = await http.request(method, url, headers=headers, json=json)
+            target = url() if callable(url) else url
+            response = await http.request(method, target, headers=headers, json=json)
             if response.status_code in (200, 201):
                 return response.json()  # type: ignore[no-any-return]
             if response.status_code < 500 and response.status_code not in (403, 404, 409):
@@ -129,10 +136,18 @@ async def _retrying(
 
 
 async def chaos_program(
-    http: httpx.AsyncClient, links: str, admin: dict[str, str], name: str
+    http: httpx.AsyncClient,
+    links: str,
+    admin: dict[str, str],
+    name: str,
+    referrer_cap: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """A double-sided program (no velocity rule: the run refers fast on purpose) and the
-    headers of its new key, retried across faults."""
+    """A double-sided program (no velocity rule: the run refers fast on purpose), its referrer
+    reward capped at ``referrer_cap`` per referrer if given, and the headers of its new key,
+    retried across faults."""
+    referrer: dict[str, Any] = {"amount": REWARD_AMOUNT, "unit": "USD"}
+    if referrer_cap is not None:
+        referrer["lifetime_cap"] = referrer_cap
     program = await _retrying(
         http,
         "POST",
@@ -143,8 +158,8 @@ async def chaos_program(
             "definition": {
                 "destination_url": "https://shop.example.com/",
                 "rewards": {
-                    "referrer": {"amount": 1000, "unit": "USD"},
-                    "referee": {"amount": 1000, "unit": "USD"},
+                    "referrer": referrer,
+                    "referee": {"amount": REWARD_AMOUNT, "unit": "USD"},
                 },
                 "fraud": {"velocity": {"action": "allow"}},
             },
@@ -396,9 +411,14 @@ async def chaos_run(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--broker", choices=("embedded", "kafka-cluster"), default="embedded")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--first-seed", type=int, default=1)
-    parser.add_argument("--faults", type=int, default=10)
+    parser.add_argument("--faults", type=int, default=None, help="10; kafka-cluster: 5")
+    parser.add_argument(
+        "--rate", type=float, default=3.0, help="kafka-cluster: journeys per second"
+    )
+    parser.add_argument("--parallel", type=int, default=1, help="kafka-cluster: seeds at once")
     parser.add_argument("--journeys", type=int, default=60)
     parser.add_argument(
         "--require",
@@ -408,6 +428,14 @@ def main() -> int:
         help="every seed injects at least one fault of this kind (repeatable)",
     )
     args = parser.parse_args()
+    if args.broker == "kafka-cluster":
+        from bench.chaos_kafka import run_seeds
+
+        violations = run_seeds(
+            args.first_seed, args.seeds, args.faults or 5, args.rate, args.parallel
+        )
+        return 1 if violations else 0
+    args.faults = args.faults or 10
     violations = 0
     injected = 0
     by_kind: collections.Counter[str] = collections.Counter()

