@@ -11,13 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from services.notifications.catalog import TRIGGERS
 from shared.contracts import TOPICS
 from shared.http.openapi import STORABLE_TEXT, one_of
+from shared.http.urls import WEB_URL_PATTERN
 
 LOCALE = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
 VARIANT = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 TRIGGER = one_of(TRIGGERS)
-# An absolute http(s) URL with a host, without spaces or controls; where it may point is
+# What the schema can say of a webhook URL (see WEB_URL_PATTERN); where it may point is
 # decided when registered and before each call (``shared.http.outbound``).
-WEBHOOK_URL = r"^https?://[^\x00-\x20\x7f/?#@:\[\]\\]+(:[0-9]{0,5})?([/?#][^\x00-\x20\x7f]*)?$"
+WEBHOOK_URL = WEB_URL_PATTERN
 EventType = Annotated[str, Field(pattern=one_of(TOPICS))]
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from shared.http.urls import UrlRefused, checked_url, parse_web_url
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.http.urls import WEB_URL_PATTERN, UrlRefused, checked_url, parse_web_url
 
 GOOD = ["good.example"]
 
@@ -120,3 +124,18 @@ def test_any_host_when_no_allowed_hosts_are_given() -> None:
 def test_parse_gives_the_browser_host_and_port(url: str, host: str, port: int) -> None:
     parsed = parse_web_url(url)
     assert (parsed.host, parsed.port) == (host, port)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.from_regex(WEB_URL_PATTERN, fullmatch=True))
+def test_every_url_the_documented_pattern_admits_passes_the_check(url: str) -> None:
+    # The OpenAPI documents state WEB_URL_PATTERN: a request it admits must not be refused.
+    checked_url(url, allowed_hosts=[])
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://0", "http://0x7f/", "http://1.2.3.256/", "http://a:65536/", "http://a/\\x"],
+)
+def test_the_documented_pattern_leaves_out_what_parsers_read_differently(url: str) -> None:
+    assert re.fullmatch(WEB_URL_PATTERN, url) is None
