@@ -23,8 +23,11 @@ class ProgramDefinitionIn(ProgramDefinition):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    destination_url: str = Field(max_length=2000, pattern=WEB_URL)
-    fallback_url: str | None = Field(default=None, max_length=2000, pattern=WEB_URL)
+    # The pattern is documented, and checked_url below enforces it with a message per rule.
+    destination_url: str = Field(max_length=2000, json_schema_extra={"pattern": WEB_URL})
+    fallback_url: str | None = Field(
+        default=None, max_length=2000, json_schema_extra={"pattern": WEB_URL}
+    )
     click_id_param: str = Field(default="ref_click", pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,39}$")
 
     allowed_hosts: list[str] = Field(default=[], max_length=50)
