@@ -20,9 +20,7 @@ from devstack.journey import Urls
 from devstack.stack import Stack
 from tests.conftest import OUTPUT_DIR, REPO_ROOT
 
-# links is not in yet: its 404s are not documented route by route, and it refuses some
-# schema-valid programs (destination URL rules the schema does not state yet).
-SERVICES = ["attribution", "rewards", "notifications"]
+SERVICES = ["links", "attribution", "rewards", "notifications"]
 CASES_PER_OPERATION = 20
 # Reproducible by default; FUZZ_SEED=<n> explores elsewhere (the seed is in the output).
 SEED = os.environ.get("FUZZ_SEED", "20260105")

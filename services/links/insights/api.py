@@ -27,7 +27,8 @@ from services.links.insights.ranges import date_range
 from services.links.programs import repository as programs
 from services.links.programs.use_cases import program_not_found
 from shared.http.auth import require_program_access
-from shared.http.idempotency import run_idempotent
+from shared.http.idempotency import MAX_KEY_LENGTH, run_idempotent
+from shared.http.openapi import problem_responses
 from shared.http.problems import Problem
 from shared.service import runtime_of
 
@@ -40,7 +41,12 @@ async def _program_exists(pool: asyncpg.Pool, program_id: UUID) -> None:
 
 
 # Public by design (the token is the key); listed as such in tests/unit/test_api_auth.py.
-@router.get("/scoreboards/{token}", response_model=Scoreboard, tags=["public"])
+@router.get(
+    "/scoreboards/{token}",
+    response_model=Scoreboard,
+    tags=["public"],
+    responses=problem_responses(404),
+)
 async def get_scoreboard(token: str, request: Request) -> Any:
     """A participant's scoreboard (public: the unguessable token in their scoreboard URL is
     the key)."""
@@ -59,6 +65,7 @@ async def get_scoreboard(token: str, request: Request) -> Any:
     "/programs/{program_id}/leaderboard",
     response_model=list[LeaderboardRow],
     dependencies=[Depends(require_program_access)],
+    responses=problem_responses(404),
 )
 async def get_leaderboard(
     program_id: UUID, request: Request, limit: int = Query(default=10, ge=1, le=100)
@@ -72,6 +79,7 @@ async def get_leaderboard(
     "/programs/{program_id}/analytics",
     response_model=ProgramAnalytics,
     dependencies=[Depends(require_program_access)],
+    responses=problem_responses(404),
 )
 async def get_analytics(
     program_id: UUID,
@@ -91,6 +99,7 @@ async def get_analytics(
     "/programs/{program_id}/experiments",
     response_model=ExperimentReport,
     dependencies=[Depends(require_program_access)],
+    responses=problem_responses(404),
 )
 async def get_experiments(
     program_id: UUID,
@@ -112,13 +121,18 @@ async def get_experiments(
     status_code=201,
     response_model=NpsRecorded,
     dependencies=[Depends(require_program_access)],
-    responses={200: {"model": NpsRecorded, "description": "The same answer, recorded before"}},
+    responses={
+        200: {"model": NpsRecorded, "description": "The same answer, recorded before"},
+        **problem_responses(404, 409),
+    },
 )
 async def post_nps(
     program_id: UUID,
     body: NpsAnswer,
     request: Request,
-    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+    idempotency_key: str | None = Header(
+        default=None, alias="Idempotency-Key", min_length=1, max_length=MAX_KEY_LENGTH
+    ),
 ) -> Any:
     """Record a customer's 0-10 answer. With ``links.invite_promoters`` in the program, a
     promoter (9-10) who is not a participant is enrolled and gets the welcome."""
@@ -148,6 +162,7 @@ async def post_nps(
     "/programs/{program_id}/nps",
     response_model=NpsReport,
     dependencies=[Depends(require_program_access)],
+    responses=problem_responses(404),
 )
 async def get_nps(
     program_id: UUID,
@@ -182,7 +197,10 @@ async def csv_response(request: Request, program_id: UUID, kind: str) -> Streami
     )
 
 
-_CSV = {200: {"content": {"text/csv": {}}, "description": "CSV with a header row (RFC 4180)"}}
+_CSV = {
+    200: {"content": {"text/csv": {}}, "description": "CSV with a header row (RFC 4180)"},
+    **problem_responses(404),
+}
 
 
 @router.get(

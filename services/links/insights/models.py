@@ -10,6 +10,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.http.openapi import JsonInt
+
 FriendStatus = Literal["signed_up", "pending_review", "rejected", "converted", "reversed"]
 Stage = Literal["enrolled", "shared", "clicked", "signed_up", "converted", "rewarded"]
 
@@ -203,7 +205,7 @@ class NpsAnswer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     customer_id: str = Field(min_length=1, max_length=200)
-    score: int = Field(ge=0, le=10, strict=True)
+    score: JsonInt = Field(ge=0, le=10)
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     name: str | None = Field(default=None, max_length=200)
     locale: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")

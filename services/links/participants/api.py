@@ -20,6 +20,7 @@ from services.links.participants.models import (
     ShareOut,
 )
 from shared.http.auth import require_admin, require_program_access
+from shared.http.openapi import problem_responses
 from shared.service import runtime_of
 
 router = APIRouter(prefix="/v1", tags=["programs"])
@@ -34,6 +35,7 @@ def _base_url(request: Request) -> str:
     status_code=201,
     response_model=ParticipantOut,
     dependencies=[Depends(require_program_access)],
+    responses=problem_responses(404, 409),
 )
 async def enrol(program_id: UUID, body: ParticipantCreate, request: Request) -> Any:
     """Enrolling the same user twice returns the same participant and code (200)."""
@@ -49,6 +51,7 @@ async def enrol(program_id: UUID, body: ParticipantCreate, request: Request) -> 
     "/programs/{program_id}/participants/{participant_id}",
     response_model=ParticipantOut,
     dependencies=[Depends(require_program_access)],
+    responses=problem_responses(404),
 )
 async def get_participant(program_id: UUID, participant_id: UUID, request: Request) -> Any:
     return await use_cases.get_participant(
@@ -61,6 +64,7 @@ async def get_participant(program_id: UUID, participant_id: UUID, request: Reque
     status_code=201,
     response_model=ShareOut,
     dependencies=[Depends(require_program_access)],
+    responses=problem_responses(404, 409),
 )
 async def record_share(
     program_id: UUID, participant_id: UUID, body: ShareCreate, request: Request
@@ -73,6 +77,7 @@ async def record_share(
     "/programs/{program_id}/participants/{participant_id}",
     response_model=ErasureOut,
     dependencies=[Depends(require_admin)],
+    responses=problem_responses(404),
 )
 async def erase_participant(program_id: UUID, participant_id: UUID, request: Request) -> Any:
     """Erase a participant's personal data (email, name, external user id). The link stops

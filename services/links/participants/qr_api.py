@@ -8,6 +8,7 @@ from fastapi.responses import Response
 
 from services.links.participants.sharing import qr_png, qr_svg
 from services.links.participants.use_cases import qr_target
+from shared.http.openapi import problem_responses
 from shared.service import runtime_of
 
 router = APIRouter(tags=["public"])
@@ -23,7 +24,7 @@ async def _target(request: Request, code: str) -> str:
 @router.get(
     "/qr/{code}.svg",
     response_class=Response,
-    responses={200: {"content": {"image/svg+xml": {}}}},
+    responses={200: {"content": {"image/svg+xml": {}}}, **problem_responses(404)},
     summary="QR code (SVG) of a participant's link",
 )
 async def qr_code_svg(code: str, request: Request) -> Response:
@@ -34,7 +35,7 @@ async def qr_code_svg(code: str, request: Request) -> Response:
 @router.get(
     "/qr/{code}.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}},
+    responses={200: {"content": {"image/png": {}}}, **problem_responses(404)},
     summary="QR code (PNG) of a participant's link",
 )
 async def qr_code_png(code: str, request: Request) -> Response:

@@ -18,18 +18,25 @@ from services.links.programs.models import (
     VersionPage,
 )
 from shared.http.auth import require_admin, require_program_access
+from shared.http.idempotency import MAX_KEY_LENGTH
+from shared.http.openapi import problem_responses
 from shared.service import runtime_of
 
 router = APIRouter(prefix="/v1", tags=["programs"])
 
 
 @router.post(
-    "/programs", status_code=201, response_model=ProgramOut, dependencies=[Depends(require_admin)]
+    "/programs",
+    status_code=201,
+    response_model=ProgramOut,
+    dependencies=[Depends(require_admin)],
 )
 async def create_program(
     body: ProgramCreate,
     request: Request,
-    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+    idempotency_key: str | None = Header(
+        default=None, alias="Idempotency-Key", min_length=1, max_length=MAX_KEY_LENGTH
+    ),
 ) -> Any:
     """A program with its first version (in force now, or from ``effective_from``)."""
     return await use_cases.create_program(runtime_of(request).pool, body, idempotency_key)
@@ -39,6 +46,7 @@ async def create_program(
     "/programs/{program_id}",
     response_model=ProgramOut,
     dependencies=[Depends(require_program_access)],
+    responses=problem_responses(404),
 )
 async def get_program(program_id: UUID, request: Request) -> Any:
     """The version in force now (or, before the first one takes effect, the first one)."""
@@ -50,6 +58,7 @@ async def get_program(program_id: UUID, request: Request) -> Any:
     status_code=201,
     response_model=ProgramOut,
     dependencies=[Depends(require_admin)],
+    responses=problem_responses(404),
 )
 async def publish_version(program_id: UUID, body: VersionCreate, request: Request) -> Any:
     """A change to a program is a new immutable version, effective now or later. A version
@@ -64,6 +73,7 @@ async def publish_version(program_id: UUID, body: VersionCreate, request: Reques
     "/programs/{program_id}/versions",
     response_model=VersionPage,
     dependencies=[Depends(require_program_access)],
+    responses=problem_responses(404),
 )
 async def list_versions(
     program_id: UUID,
@@ -84,6 +94,7 @@ async def _set_status(request: Request, program_id: UUID, status: str) -> dict[s
     "/programs/{program_id}/pause",
     response_model=ProgramOut,
     dependencies=[Depends(require_admin)],
+    responses=problem_responses(404, 409),
 )
 async def pause_program(program_id: UUID, request: Request) -> Any:
     """Redirects go to the fallback URL (or a 404 page) and enrolments are refused."""
@@ -94,6 +105,7 @@ async def pause_program(program_id: UUID, request: Request) -> Any:
     "/programs/{program_id}/resume",
     response_model=ProgramOut,
     dependencies=[Depends(require_admin)],
+    responses=problem_responses(404, 409),
 )
 async def resume_program(program_id: UUID, request: Request) -> Any:
     return await _set_status(request, program_id, "active")
@@ -104,6 +116,7 @@ async def resume_program(program_id: UUID, request: Request) -> Any:
     status_code=201,
     response_model=KeyOut,
     dependencies=[Depends(require_admin)],
+    responses=problem_responses(404),
 )
 async def create_key(program_id: UUID, request: Request) -> Any:
     """A secret key for server-to-server calls of this program. Shown once."""
@@ -114,6 +127,7 @@ async def create_key(program_id: UUID, request: Request) -> Any:
     "/programs/{program_id}/keys/{key_id}",
     status_code=204,
     dependencies=[Depends(require_admin)],
+    responses=problem_responses(404),
 )
 async def revoke_program_key(program_id: UUID, key_id: str, request: Request) -> Response:
     """Revoke a key: refused here at once, and in every other service when it applies the

@@ -12,13 +12,22 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from shared.contracts.programs import ProgramDefinition
 from shared.http.urls import UrlRefused, checked_url
 
+# What the schema can say of a URL the platform redirects to: absolute http(s), with a host
+# and no user name or password, no spaces, backslashes or control characters. The host must
+# also be in ``allowed_hosts`` and read alike by browsers and servers (checked below: 422).
+WEB_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s\x00-\x1f\x7f\\/?#@]+([/?#][^\s\x00-\x1f\x7f\\]*)?$"
+
 
 class ProgramDefinitionIn(ProgramDefinition):
     """A definition as a company writes it; the redirect may only ever go to allowed hosts."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    destination_url: str = Field(max_length=2000)
+    # The pattern is documented, and checked_url below enforces it with a message per rule.
+    destination_url: str = Field(max_length=2000, json_schema_extra={"pattern": WEB_URL})
+    fallback_url: str | None = Field(
+        default=None, max_length=2000, json_schema_extra={"pattern": WEB_URL}
+    )
     click_id_param: str = Field(default="ref_click", pattern=r"^[A-Za-z][A-Za-z0-9_\-]{0,39}$")
 
     allowed_hosts: list[str] = Field(default=[], max_length=50)
