@@ -23,14 +23,20 @@ _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _PORT = (
     r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0)"
 )
+_H16 = "[0-9A-Fa-f]{1,4}"
+# An IPv6 address in brackets, in the forms without an embedded dotted quad.
+_IPV6 = r"\[(?:(?:H:){7}H|(?:H:){1,7}:|(?:H:){1,6}:H|(?:H:){1,5}(?::H){1,2}|(?:H:){1,4}(?::H){1,3}|(?:H:){1,3}(?::H){1,4}|(?:H:){1,2}(?::H){1,5}|H:(?::H){1,6}|:(?:(?::H){1,7}|:))\]".replace(  # noqa: E501
+    "H", _H16
+)
 # What an OpenAPI document can say of a URL this module accepts: http(s), a host name whose
 # last label starts with a letter (a numeric or hex last label is an IPv4 address to a browser,
-# a name to Python) or a dotted-quad IPv4, a port up to 65535, and printable ASCII without "\"
-# after it. Every URL it admits passes :func:`checked_url` (a property test holds them to it);
-# the check still refuses more than a pattern can say (hosts outside ``allowed_hosts``).
+# a name to Python), a dotted-quad IPv4 or a bracketed IPv6, a port up to 65535, and printable
+# ASCII without "\" after it. Every URL it admits passes :func:`checked_url` (a property test
+# holds them to it); the check still refuses more than a pattern can say (hosts outside
+# ``allowed_hosts``).
 WEB_URL_PATTERN = (
     r"^https?://"
-    rf"(?:(?:[A-Za-z0-9_-]+\.)*[A-Za-z][A-Za-z0-9_-]*\.?|(?:{_OCTET}\.){{3}}{_OCTET})"
+    rf"(?:(?:[A-Za-z0-9_-]+\.)*[A-Za-z][A-Za-z0-9_-]*\.?|(?:{_OCTET}\.){{3}}{_OCTET}|{_IPV6})"
     rf"(?::{_PORT})?"
     r"(?:[/?#][!-\[\]-~]*)?$"
 )
