@@ -6,7 +6,9 @@
   ``console`` or ``none``. The OTLP exporter reads its own endpoint variables.
 
 Spans leave the process without the end user's address or user agent, whichever
-instrumentation recorded them: see :class:`WithoutClientData`.
+instrumentation recorded them: see :class:`WithoutClientData`. Database calls made outside
+any trace (the background loops polling for due work) are not recorded: see
+:class:`WithoutOrphanQueries`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -30,6 +32,8 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.util.types import Attributes
 from pythonjsonlogger.json import JsonFormatter
 
 _configured = False
@@ -123,6 +127,40 @@ class WithoutClientData(SpanExporter):
         return self._exporter.force_flush(timeout_millis)
 
 
+class WithoutOrphanQueries(sampling.Sampler):
+    """Drops a database call that starts a trace of its own, then defers to ``inner``.
+
+    Every replica polls its tables for due work (outbox, holds, webhooks, reminders, sends)
+    several times a second; each poll would be a one-span trace saying nothing, and they
+    outnumber the real traces many times over: costly in a tracing backend, and enough to fill
+    the exporter's queue on a busy machine so that the spans that matter are dropped. Queries
+    made inside a request or a message's processing have a parent and are kept."""
+
+    def __init__(self, inner: sampling.Sampler) -> None:
+        self._inner = inner
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> sampling.SamplingResult:
+        orphan = not trace.get_current_span(parent_context).get_span_context().is_valid
+        query = bool(attributes) and ("db.system" in attributes or "db.system.name" in attributes)
+        if orphan and kind is SpanKind.CLIENT and query:
+            return sampling.SamplingResult(sampling.Decision.DROP)
+        return self._inner.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"WithoutOrphanQueries{{{self._inner.get_description()}}}"
+
+
 def _exporters() -> list[SpanExporter]:
     default = "otlp" if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "none"
     names = [n.strip() for n in os.environ.get("OTEL_TRACES_EXPORTER", default).split(",")]
@@ -144,7 +182,9 @@ def setup_tracing(service_name: str) -> TracerProvider:
     if _configured and isinstance(current, TracerProvider):
         return current
     os.environ.setdefault("OTEL_SERVICE_NAME", service_name)
-    provider = TracerProvider(resource=Resource.create())
+    # The SDK's own choice (OTEL_TRACES_SAMPLER, else parent-based always-on) decides the rest.
+    sampler = WithoutOrphanQueries(sampling._get_from_env_or_default())
+    provider = TracerProvider(resource=Resource.create(), sampler=sampler)
     for exporter in _exporters():
         provider.add_span_processor(exporting(exporter))
     trace.set_tracer_provider(provider)
