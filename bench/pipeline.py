@@ -17,6 +17,10 @@ rate at which ``wrk`` gets answers from attribution's /healthz (the HTTP ceiling
 server on this machine). Last line:
 
     pipeline: conversions_per_s=<n> p99_reward_ms=<x> p99_notify_ms=<y> lost=<n> duplicated=<n>
+              ratio=<conversions/s over the baseline> cpu_ms_per_conversion=<all processes>
+
+Each phase also prints the work per conversion of every service (bench/pipeline_work.py):
+statements and transactions in its database, rows written, events produced and consumed.
 
     python -m bench.pipeline [--journeys N] [--rate R] [--concurrency C] [--profile SERVICE]
         [--broker tansu|kafka|kafka-cluster|tansu,kafka]
@@ -43,12 +47,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import psutil
 
 from bench.pipeline_driver import RawHttp, paced, post_all, wrk_baseline, wrk_conversions
+from bench.pipeline_work import PG_SETTINGS, Work, as_bench, prepare, print_work, snapshot
 from devstack.profiles import BrokerKind, broker_kind
 from devstack.stack import Stack, StackConfig, database_url_for
 
@@ -470,6 +476,7 @@ async def main_async(args: argparse.Namespace, root: Path, broker: BrokerKind) -
     config = StackConfig.for_tests(root)
     config.broker = broker
     config.kafka_quick_jvm = False  # measure Kafka as it runs, not as it starts
+    config.pg_settings = dict(PG_SETTINGS)
     if args.fetch_wait_ms is not None:
         # The consumers' fetch wait: the embedded broker does not wake long polls, so it is
         # both the idle poll rate (broker CPU) and up to that much latency per hop.
@@ -477,6 +484,18 @@ async def main_async(args: argparse.Namespace, root: Path, broker: BrokerKind) -
     stack = Stack(config)
     try:
         await stack.start()
+        counting = await prepare(stack.server_url)
+        if counting:
+            # From here on the benchmark's own queries run as its role, counted apart (the
+            # services got their database URLs when they started).
+            stack.server_url = as_bench(stack.server_url)
+        databases = {s: urlsplit(database_url_for(stack.server_url, s)).path[1:] for s in SERVICES}
+        service_urls = {s: stack.url(s) for s in SERVICES}
+
+        async def work_now() -> Work:
+            await asyncio.sleep(2)  # backends report their transactions when idle
+            return await snapshot(stack.server_url, databases, service_urls)
+
         ceiling = await asyncio.to_thread(
             wrk_baseline, f"{stack.url('attribution')}/healthz", 3, 2, args.concurrency
         )
@@ -504,6 +523,7 @@ async def main_async(args: argparse.Namespace, root: Path, broker: BrokerKind) -
         results = {}
         cpu_at_start: dict[str, dict[str, float]] = {}
         cpu_at_end: dict[str, dict[str, float]] = {}
+        work: dict[str, dict[str, dict[str, float]]] = {}
         for label in ("fixed-rate", "full-speed"):
             profilers = []
             if label == "full-speed":
@@ -511,6 +531,7 @@ async def main_async(args: argparse.Namespace, root: Path, broker: BrokerKind) -
                     profilers.append(
                         (service, start_profiler(stack.processes[service].pid, service))
                     )
+            work_before = await work_now() if counting else None
             cpu_before = sampler.cpu()
             cpu_at_start[label] = cpu_before
             if label == "fixed-rate":
@@ -522,6 +543,9 @@ async def main_async(args: argparse.Namespace, root: Path, broker: BrokerKind) -
             issued, notified, duplicated = await settle(stack, phase["accepted"], 300)
             cpu_at_end[label] = sampler.cpu()
             print_cpu(label, cpu_before, cpu_at_end[label], args.journeys)
+            if work_before is not None:
+                spent = (await work_now()).minus(work_before)
+                work[label] = print_work(label, spent, args.journeys)
             for service, profiler in profilers:
                 profiler.send_signal(signal.SIGINT)
                 await asyncio.to_thread(profiler.wait, 30)
@@ -537,13 +561,16 @@ async def main_async(args: argparse.Namespace, root: Path, broker: BrokerKind) -
             f"ratio: full-speed conversions/s over the /healthz baseline = "
             f"{full['rate'] / ceiling:.3f}"
         )
+        start, end = cpu_at_start["full-speed"], cpu_at_end["full-speed"]
+        cpu_ms = {n: (end[n] - start[n]) * 1000 / args.journeys for n in end}
         print(
             f"pipeline: conversions_per_s={full['rate']:.0f} "
             f"p99_reward_ms={fixed['p99_reward']:.0f} p99_notify_ms={fixed['p99_notify']:.0f} "
             f"lost={full['lost'] + fixed['lost']} "
-            f"duplicated={full['duplicated'] + fixed['duplicated']}"
+            f"duplicated={full['duplicated'] + fixed['duplicated']} "
+            f"ratio={full['rate'] / ceiling:.3f} "
+            f"cpu_ms_per_conversion={sum(cpu_ms.values()):.1f}"
         )
-        start, end = cpu_at_start["full-speed"], cpu_at_end["full-speed"]
         return {
             "broker": broker,
             "rate": full["rate"],
@@ -551,7 +578,9 @@ async def main_async(args: argparse.Namespace, root: Path, broker: BrokerKind) -
             "p99_notify": fixed["p99_notify"],
             "lost": full["lost"] + fixed["lost"],
             "duplicated": full["duplicated"] + fixed["duplicated"],
-            "cpu_ms": {n: (end[n] - start[n]) * 1000 / args.journeys for n in end},
+            "ratio": full["rate"] / ceiling,
+            "cpu_ms": cpu_ms,
+            "work": work.get("full-speed", {}),
             "rss_mib": {n: rss / 2**20 for n, rss in sampler.peak_rss.items()},
             "broker_start_s": stack.kafka.startup_seconds if stack.kafka else None,
         }
@@ -608,12 +637,16 @@ def print_side_by_side(outcomes: list[dict[str, Any]]) -> None:
         print(
             f"pipeline[{o['broker']}]: conversions_per_s={o['rate']:.0f} "
             f"p99_reward_ms={o['p99_reward']:.0f} p99_notify_ms={o['p99_notify']:.0f} "
-            f"lost={o['lost']} duplicated={o['duplicated']}{started}"
+            f"lost={o['lost']} duplicated={o['duplicated']} ratio={o['ratio']:.3f} "
+            f"cpu_ms_per_conversion={sum(o['cpu_ms'].values()):.1f}{started}"
         )
         cpu = " ".join(f"{n}={v:.1f}" for n, v in o["cpu_ms"].items())
         rss = " ".join(f"{n}={v:.0f}" for n, v in o["rss_mib"].items())
         print(f"pipeline[{o['broker']}]: cpu_ms_per_conversion {cpu}")
         print(f"pipeline[{o['broker']}]: peak_rss_mib {rss}")
+        for service, row in o["work"].items():
+            figures = " ".join(f"{k}={v:.1f}" for k, v in row.items())
+            print(f"pipeline[{o['broker']}]: work_per_conversion {service} {figures}")
 
 
 if __name__ == "__main__":

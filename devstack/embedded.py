@@ -45,6 +45,8 @@ class EmbeddedPostgres:
 
     data_dir: Path
     port: int
+    # Extra server settings (``-c name=value``), e.g. the benchmark's pg_stat_statements.
+    settings: dict[str, str] = field(default_factory=dict)
     _run_as: str | None = field(default=None, init=False)
 
     @property
@@ -110,7 +112,7 @@ class EmbeddedPostgres:
         options = (
             f"-h 127.0.0.1 -p {self.port} -c unix_socket_directories= "
             "-c max_connections=300 -c fsync=off"
-        )
+        ) + "".join(f" -c {name}={value}" for name, value in self.settings.items())
         log = self.data_dir / "server.log"
         try:
             self._run(

@@ -51,6 +51,7 @@ class StackConfig:
     # Kafka's JVMs tuned to start fast rather than to run fast (tests).
     kafka_quick_jvm: bool = False
     pg_port: int = 54329
+    pg_settings: dict[str, str] = field(default_factory=dict)
     broker_port: int = 19092
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     admin_api_key: str | None = None
@@ -111,7 +112,7 @@ class Stack:
         if cfg.database_url:
             self.server_url = cfg.database_url
         else:
-            self.postgres = EmbeddedPostgres(cfg.state_dir / "pgdata", cfg.pg_port)
+            self.postgres = EmbeddedPostgres(cfg.state_dir / "pgdata", cfg.pg_port, cfg.pg_settings)
             self.postgres.start()
             self.server_url = self.postgres.url
         if cfg.kafka_bootstrap_servers:

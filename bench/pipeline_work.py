@@ -1,0 +1,145 @@
+"""Where a conversion's work goes, per service: statements and transactions in its database
+(``pg_stat_statements`` and ``pg_stat_database``), rows written, and events it produced and
+consumed (its own ``/metrics``), counted over one phase of the pipeline benchmark.
+
+The benchmark's own queries (waiting for rewards, timing them) would be counted with the
+services' if they ran as the same database user, so the benchmark connects as a role of its
+own, ``bench``, and its calls are taken out: each of its statements runs outside an explicit
+transaction, so it is one transaction too."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+# Loaded at server start: only the embedded Postgres the benchmark starts has it.
+PG_SETTINGS = {"shared_preload_libraries": "pg_stat_statements"}
+BENCH_ROLE = "bench"
+
+
+def as_bench(url: str) -> str:
+    """The same server and database, as the benchmark's role."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{BENCH_ROLE}@{host}"))
+
+
+async def prepare(server_url: str) -> bool:
+    """Load the statement counters and create the benchmark's role; False when the server
+    does not allow it (an external server without the extension loaded: nothing is counted)."""
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        await conn.fetchval("SELECT count(*) FROM pg_stat_statements")
+        exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", BENCH_ROLE)
+        if not exists:
+            await conn.execute(f"CREATE ROLE {BENCH_ROLE} LOGIN SUPERUSER")
+        return True
+    except asyncpg.PostgresError as exc:
+        print(f"work counters off: {exc}")
+        return False
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class Work:
+    """Cumulative counters of each service at one moment."""
+
+    statements: dict[str, float]
+    transactions: dict[str, float]
+    rows_written: dict[str, float]
+    produced: dict[str, float]
+    consumed: dict[str, float]
+
+    def minus(self, before: Work) -> Work:
+        def diff(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+            return {k: a.get(k, 0) - b.get(k, 0) for k in a}
+
+        return Work(
+            statements=diff(self.statements, before.statements),
+            transactions=diff(self.transactions, before.transactions),
+            rows_written=diff(self.rows_written, before.rows_written),
+            produced=diff(self.produced, before.produced),
+            consumed=diff(self.consumed, before.consumed),
+        )
+
+
+_STATEMENTS = """
+SELECT d.datname,
+       coalesce(sum(s.calls) FILTER (WHERE r.rolname <> $1), 0)::bigint AS services,
+       coalesce(sum(s.calls) FILTER (WHERE r.rolname = $1), 0)::bigint AS bench
+FROM pg_stat_statements s
+JOIN pg_database d ON d.oid = s.dbid
+JOIN pg_roles r ON r.oid = s.userid
+GROUP BY d.datname
+"""
+_DATABASES = """
+SELECT datname, xact_commit + xact_rollback AS xacts,
+       tup_inserted + tup_updated + tup_deleted AS written
+FROM pg_stat_database WHERE datname IS NOT NULL
+"""
+
+
+async def _events(http: httpx.AsyncClient, url: str) -> tuple[float, float]:
+    """(events relayed to the broker, events applied by consumers) from ``/metrics``."""
+    produced = consumed = 0.0
+    text = (await http.get(f"{url}/metrics")).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "outbox_sent_total":
+                produced += sample.value
+            elif sample.name == "events_consumed_total" and sample.labels["result"] == "applied":
+                consumed += sample.value
+    return produced, consumed
+
+
+async def snapshot(server_url: str, databases: dict[str, str], urls: dict[str, str]) -> Work:
+    """``databases``: service -> its database name; ``urls``: service -> its base URL.
+
+    Backends report transaction counts when they go idle, at most once a second: take it a
+    couple of seconds after the work ended."""
+    conn = await asyncpg.connect(as_bench(server_url))
+    try:
+        calls = {r["datname"]: r for r in await conn.fetch(_STATEMENTS, BENCH_ROLE)}
+        dbs = {r["datname"]: r for r in await conn.fetch(_DATABASES)}
+    finally:
+        await conn.close()
+    statements: dict[str, float] = {}
+    transactions: dict[str, float] = {}
+    written: dict[str, float] = {}
+    for service, db in databases.items():
+        own = calls.get(db)
+        bench = own["bench"] if own else 0
+        statements[service] = own["services"] if own else 0
+        transactions[service] = (dbs[db]["xacts"] - bench) if db in dbs else 0
+        written[service] = dbs[db]["written"] if db in dbs else 0
+    produced: dict[str, float] = {}
+    consumed: dict[str, float] = {}
+    async with httpx.AsyncClient(timeout=10) as http:
+        for service, url in urls.items():
+            produced[service], consumed[service] = await _events(http, url)
+    return Work(statements, transactions, written, produced, consumed)
+
+
+def print_work(label: str, work: Work, n: int) -> dict[str, dict[str, float]]:
+    """One line per service, per conversion; returns the same figures."""
+    table: dict[str, dict[str, float]] = {}
+    for service in work.statements:
+        row = {
+            "statements": work.statements[service] / n,
+            "transactions": work.transactions[service] / n,
+            "rows_written": work.rows_written[service] / n,
+            "events_out": work.produced[service] / n,
+            "events_in": work.consumed[service] / n,
+        }
+        table[service] = row
+        print(
+            f"[{label}] work per conversion {service:<13} "
+            + " ".join(f"{k}={v:.1f}" for k, v in row.items())
+        )
+    return table
