@@ -113,3 +113,15 @@ async def rewards(
 
 async def milestones(conn: Conn, program_id: UUID, participant_id: UUID) -> list[asyncpg.Record]:
     return await conn.fetch(_MILESTONES, program_id, participant_id)
+
+
+_FIND = """
+SELECT id FROM participants
+WHERE program_id = $1 AND (id::text = $2 OR external_user_id = $2 OR lower(code) = lower($2))
+ORDER BY (id::text = $2) DESC, (external_user_id = $2) DESC LIMIT 1
+"""
+
+
+async def find_participant(conn: Conn, program_id: UUID, text: str) -> UUID | None:
+    """The participant of this program named by its id, the company's user id or its code."""
+    return await conn.fetchval(_FIND, program_id, text.strip())  # type: ignore[no-any-return]
