@@ -3,6 +3,8 @@ silence) becomes, through httpx's mock transport (no network)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -152,3 +154,15 @@ async def test_postings_are_not_offered_until_rewards_serves_a_statement() -> No
     async with _client(_raise(AssertionError("asked"))) as client:
         postings, state = await story_sources.fetch_postings(client, SOURCES, PROGRAM, PARTICIPANT)
     assert postings is None and state.state == "not_offered" and state.part == "postings"
+
+
+async def test_the_whole_call_is_bounded_not_only_each_read() -> None:
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(5)  # a transport that never times out by itself
+        return httpx.Response(200, json=BALANCE)
+
+    started = time.monotonic()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(slow)) as client:
+        ledger, state = await story_sources.fetch_ledger(client, SOURCES, PROGRAM, PARTICIPANT)
+    assert time.monotonic() - started < 2
+    assert ledger is None and state.detail == "rewards did not answer within 0.5 s"

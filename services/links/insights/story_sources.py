@@ -6,6 +6,7 @@ story is answered all the same."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -53,13 +54,16 @@ async def _get(
     if not sources.token:
         raise _Missing(f"no key to ask {service} with")
     try:
-        response = await client.get(
-            url,
-            params=params,
-            headers={"Authorization": f"Bearer {sources.token}"},
-            timeout=sources.timeout_s,
-        )
-    except httpx.TimeoutException:
+        # httpx's timeout bounds each phase (connect, each read); this bounds the whole call,
+        # so that an answer dripping in slowly cannot hold the story.
+        async with asyncio.timeout(sources.timeout_s):
+            response = await client.get(
+                url,
+                params=params,
+                headers={"Authorization": f"Bearer {sources.token}"},
+                timeout=sources.timeout_s,
+            )
+    except (TimeoutError, httpx.TimeoutException):
         raise _Missing(f"{service} did not answer within {sources.timeout_s:g} s") from None
     except httpx.HTTPError as exc:
         raise _Missing(f"{service} could not be reached ({type(exc).__name__})") from None
