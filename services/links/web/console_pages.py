@@ -51,6 +51,10 @@ def _when(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _when_exact(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _console(template: str, status: int = 200, **context: Any) -> HTMLResponse:
     helpers = {"num": _num, "pct": _pct, "fixed": _fixed, "when": _when, "amount": _EN.amount}
     body = render(template, signed_in=True, **helpers, **context)
@@ -194,6 +198,7 @@ async def console_participant(program_id: UUID, participant_id: UUID, request: R
         program={"id": program_id, "name": program["name"]},
         story=found,
         moments=timeline(found, _EN.amount),
+        exact=_when_exact,  # a story's facts are often seconds apart
     )
 
 
