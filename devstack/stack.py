@@ -154,6 +154,9 @@ class Stack:
             "ADMIN_API_KEY": self.admin_api_key,
             "OTEL_SERVICE_NAME": service,
             "PUBLIC_BASE_URL": self.url("links"),
+            # Links' support story asks these two for the ledger and the messages sent.
+            "REWARDS_URL": self.url("rewards"),
+            "NOTIFICATIONS_URL": self.url("notifications"),
             "PYTHONUNBUFFERED": "1",
         }
         if self.broker is not None or self.kafka is not None:

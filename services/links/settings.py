@@ -4,7 +4,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from shared.settings import ServiceSettings
 
@@ -38,6 +38,12 @@ class LinksSettings(ServiceSettings):
     redirect_burst: float = 100.0
     redirect_cache_codes: int = 200_000
     redirect_cache_ttl_s: float = 300.0
+
+    # The support story asks the owners of the parts links does not hold: rewards (the
+    # ledger) and notifications (the messages sent); each call gives up after this long.
+    rewards_url: str = "http://127.0.0.1:8003"
+    notifications_url: str = "http://127.0.0.1:8004"
+    story_timeout_s: float = Field(default=3.0, gt=0, le=30)
 
     def journal_path(self) -> Path:
         if self.click_journal_dir:

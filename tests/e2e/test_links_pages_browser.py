@@ -149,6 +149,12 @@ async def test_scoreboard_and_console_in_a_real_browser(stack: Stack, urls: Urls
         experiments = _ok(
             await http.get(f"{urls.links}/v1/programs/{pid}/experiments", headers=admin)
         )
+        story = _ok(
+            await http.get(
+                f"{urls.links}/v1/programs/{pid}/participants/{ana['id']}/story", headers=admin
+            )
+        )
+        assert story["complete"] is True, story["parts"]
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
@@ -281,6 +287,25 @@ async def test_scoreboard_and_console_in_a_real_browser(stack: Stack, urls: Urls
             lines = (await asyncio.to_thread(Path(csv_path).read_text)).splitlines()
             assert len(lines) == 1 + 4  # a header and the program's four referrals
 
+            roi = await page.locator('[data-testid="roi"] tr[data-unit]').evaluate_all(
+                "rows => rows.map(r => [r.dataset.unit, Number(r.dataset.revenue),"
+                " Number(r.dataset.cost)])"
+            )
+            assert roi == [[x["unit"], x["revenue"], x["reward_cost"]] for x in analytics["roi"]]
+
+            # The finder, by Ana's code, leads to her support story.
+            await page.fill('[data-testid="find-participant"] input[name="q"]', ana["code"])
+            await page.click('[data-testid="find-participant"] button[type="submit"]')
+            await page.wait_for_url(f"**/console/programs/{pid}/participants/{ana['id']}")
+            statuses = await page.locator('[data-testid="signups"] tr[data-status]').evaluate_all(
+                "rows => rows.map(r => r.dataset.status)"
+            )
+            assert sorted(statuses) == sorted(r["status"] for r in story["signups"])
+            assert len(statuses) == 3
+            assert await page.locator('[data-testid="story-partial"]').count() == 0
+            assert await page.locator('[data-testid="timeline"] tr[data-kind]').count() > 5
+            await page.screenshot(path=str(SCREENSHOTS / "console-participant.png"), full_page=True)
+
             await page.goto(f"{urls.links}/console")
             row = page.locator(f'tr[data-program="{pid}"]')
             assert await row.count() == 1
@@ -299,5 +324,6 @@ async def test_scoreboard_and_console_in_a_real_browser(stack: Stack, urls: Urls
         "scoreboard-embed-375.png",
         "console-program.png",
         "console-overview.png",
+        "console-participant.png",
     ):
         assert (SCREENSHOTS / name).stat().st_size > 5_000, name

@@ -45,6 +45,7 @@ def test_the_documented_pattern_admits_what_checked_url_accepts(url: str) -> Non
         ("get", "/v1/scoreboards/{token}"),
         ("get", "/qr/{code}.png"),
         ("get", "/v1/programs/{program_id}/export/rewards.csv"),
+        ("get", "/v1/programs/{program_id}/participants/{participant_id}/story"),
     ],
 )
 def test_not_found_is_documented(method: str, path: str) -> None:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from services.links.gateway.cache import forget_code
-from services.links.insights import exports, nps, reports, scoreboards
+from services.links.insights import exports, nps, reports, scoreboards, story
 from services.links.insights.models import (
     ExperimentReport,
     LeaderboardRow,
@@ -24,9 +24,10 @@ from services.links.insights.models import (
     Scoreboard,
 )
 from services.links.insights.ranges import date_range
+from services.links.insights.story_models import ParticipantStory
 from services.links.programs import repository as programs
 from services.links.programs.use_cases import program_not_found
-from shared.http.auth import require_program_access
+from shared.http.auth import bearer_token, require_program_access
 from shared.http.idempotency import MAX_KEY_LENGTH, run_idempotent
 from shared.http.openapi import problem_responses
 from shared.http.problems import Problem
@@ -174,6 +175,36 @@ async def get_nps(
     since, until = date_range(since, until)
     await _program_exists(rt.pool, program_id)
     return await reports.nps_report(rt.pool, program_id, since, until)
+
+
+@router.get(
+    "/programs/{program_id}/participants/{participant_id}/story",
+    response_model=ParticipantStory,
+    dependencies=[Depends(require_program_access)],
+    responses=problem_responses(404),
+    tags=["support"],
+)
+async def get_story(program_id: UUID, participant_id: UUID, request: Request) -> Any:
+    """A participant's whole story for a support agent: enrolment, shares and clicks, the
+    referrals they made with attribution's decisions and rules, purchases and refunds, rewards
+    of both sides, milestones, the ledger (from rewards) and the messages sent (from
+    notifications). A service that does not answer in time leaves its part out: ``parts``
+    says which and why, and ``complete`` is false."""
+    rt = runtime_of(request)
+    await _program_exists(rt.pool, program_id)
+    # Rewards and notifications are asked with the caller's own key (the admin key or this
+    # program's key, which they accept too): the story never reaches further than its caller.
+    found = await story.participant_story(
+        rt.pool,
+        program_id,
+        participant_id,
+        story.sources(rt.settings, bearer_token(request)),  # type: ignore[arg-type]
+    )
+    if found is None:
+        raise Problem(
+            404, "participant-not-found", f"No participant {participant_id}", field="participant_id"
+        )
+    return found
 
 
 async def csv_response(request: Request, program_id: UUID, kind: str) -> StreamingResponse:

@@ -25,6 +25,13 @@ EXPERIMENT_DEFINITION = (
     "friend (the participant is the unit of randomisation); Wilson 95% interval; pooled "
     "two-proportion z-test of the best variant against the first (control) one."
 )
+ROI_DEFINITION = (
+    "Per currency: revenue = order amounts of referred conversions (recurring purchases "
+    "included) minus what was refunded of them; reward cost = issued − clawed back, both "
+    "sides and milestones; ROI = (revenue − reward cost) / reward cost. Amounts of different "
+    "units are never added: a unit without referred revenue (MB, PERK, or a currency nobody "
+    "paid in) has no ROI."
+)
 NPS_DEFINITION = "NPS = % promoters (9–10) − % detractors (0–6), from −100 to 100."
 
 
@@ -116,6 +123,16 @@ class KFactor(_Out):
     definition: str = K_DEFINITION
 
 
+class RoiLine(_Out):
+    unit: str
+    revenue: int = Field(description="Referred revenue net of refunds (0 when none)")
+    reward_cost: int = Field(description="Issued minus clawed back")
+    roi: float | None = Field(
+        description="(revenue − reward cost) / reward cost; None without revenue in this unit "
+        "or without cost"
+    )
+
+
 class ProgramAnalytics(_Out):
     program_id: UUID
     since: date
@@ -129,6 +146,10 @@ class ProgramAnalytics(_Out):
         description="Per unit: reward cost divided by converted referrals"
     )
     k_factor: KFactor
+    roi: list[RoiLine] = Field(
+        default=[], description="Per unit: referred revenue against reward cost in the range"
+    )
+    roi_definition: str = ROI_DEFINITION
 
 
 class NpsPoint(_Out):
@@ -161,6 +182,7 @@ class VariantStats(_Out):
     click_conversion_rate: float | None
     reward_cost_per_conversion: dict[str, float]
     k_factor: KFactor
+    roi: list[RoiLine] = Field(default=[], description="Per unit, all time")
 
 
 class ExperimentReport(_Out):

@@ -117,6 +117,11 @@ _CLICKS = (
     "attributable = rm_clicks_daily.attributable + EXCLUDED.attributable, "
     "invites = rm_clicks_daily.invites + EXCLUDED.invites"
 )
+_RULES = (
+    "INSERT INTO rm_referral_rules (referral_id, decision, rule, action, shadow, reason) "
+    "SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::boolean[], $6::text[]) "
+    "ON CONFLICT DO NOTHING"
+)
 _ERASED = "SELECT erased_at IS NOT NULL FROM rm_participants WHERE participant_id = $1"
 
 _REFERRAL_COLUMNS = (
@@ -176,6 +181,18 @@ async def upsert_referral(
     conn: asyncpg.Connection, referral_id: UUID, facts: dict[str, Any]
 ) -> None:
     await conn.execute(_REFERRAL, referral_id, *(facts.get(c) for c in _REFERRAL_COLUMNS))
+
+
+async def insert_rules(
+    conn: asyncpg.Connection,
+    referral_id: UUID,
+    decision: str,
+    rules: list[tuple[str, str, bool, str]],
+) -> None:
+    """The (rule, action, shadow, reason) of every rule that fired in one decision."""
+    if rules:
+        columns = [list(c) for c in zip(*rules, strict=True)]
+        await conn.execute(_RULES, referral_id, decision, *columns)
 
 
 async def upsert_conversion(

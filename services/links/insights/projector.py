@@ -72,6 +72,14 @@ def rule_names(rules: list[RuleOutcome], action: str) -> list[str]:
     return sorted(set(deciding)) or ["unspecified"]
 
 
+async def _decision(
+    conn: asyncpg.Connection, referral_id: UUID, decision: str, rules: list[RuleOutcome]
+) -> None:
+    await rm.insert_rules(
+        conn, referral_id, decision, [(r.rule, r.action, r.shadow, r.reason) for r in rules]
+    )
+
+
 async def on_enrolled(conn: asyncpg.Connection, ev: ParticipantEnrolled, _: Envelope) -> None:
     await rm.upsert_participant(
         conn, ev.participant_id, ev.program_id, ev.variant, ev.enrolled_at, None
@@ -135,6 +143,7 @@ async def on_flagged(conn: asyncpg.Connection, ev: ReferralFlagged, _: Envelope)
         flagged_at=ev.flagged_at,
         flag_rules=rule_names(ev.rules, "review"),
     )
+    await _decision(conn, ev.referral_id, "flagged", ev.rules)
 
 
 async def on_rejected(conn: asyncpg.Connection, ev: ReferralRejected, _: Envelope) -> None:
@@ -147,6 +156,7 @@ async def on_rejected(conn: asyncpg.Connection, ev: ReferralRejected, _: Envelop
         rejected_at=ev.rejected_at,
         reject_rules=rule_names(ev.rules, "reject"),
     )
+    await _decision(conn, ev.referral_id, "rejected", ev.rules)
 
 
 async def on_reversed(conn: asyncpg.Connection, ev: ReferralReversed, _: Envelope) -> None:

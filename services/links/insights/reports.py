@@ -67,6 +67,7 @@ async def program_analytics(
             unit: amount / n_conversions for unit, amount in cost.items() if n_conversions
         },
         k_factor=stats.k_factor(int(totals["participants"]), n_invites, n_conversions),
+        roi=stats.roi_lines(await repo.referred_revenue(conn, program_id, start, end), cost),
     )
 
 
@@ -118,13 +119,9 @@ async def experiment_report(
         invites = sum(int(r["invites"]) for r in members)
         conversions = sum(int(r["conversions"]) for r in members)
         interval = stats.wilson_interval(converters, n)
-        cost = (
-            await repo.reward_cost(
-                conn, program_id, *_ALL_TIME, [r["participant_id"] for r in members]
-            )
-            if members
-            else {}
-        )
+        ids = [r["participant_id"] for r in members]
+        cost = await repo.reward_cost(conn, program_id, *_ALL_TIME, ids) if members else {}
+        revenue = await repo.referred_revenue(conn, program_id, *_ALL_TIME, ids) if members else {}
         variants.append(
             VariantStats(
                 variant=name,
@@ -141,6 +138,7 @@ async def experiment_report(
                     unit: amount / conversions for unit, amount in cost.items() if conversions
                 },
                 k_factor=stats.k_factor(n, invites, conversions),
+                roi=stats.roi_lines(revenue, cost),
             )
         )
         arms.append(stats.Arm(name, converters, n))

@@ -160,6 +160,13 @@ SELECT unit, sum(n) AS n FROM (
 ) x GROUP BY unit ORDER BY unit
 """
 
+_REFERRED_REVENUE = """
+SELECT currency, sum(order_amount - refunded) AS n FROM rm_conversions
+WHERE program_id = $1 AND converted_at >= $2 AND converted_at < $3 AND currency IS NOT NULL
+  AND ($4::uuid[] IS NULL OR referrer_id = ANY($4))
+GROUP BY currency ORDER BY currency
+"""
+
 
 async def daily_counts(
     conn: Conn, series: str, program_id: UUID, start: datetime, end: datetime
@@ -207,6 +214,19 @@ async def reward_cost(
     """Per unit: what was issued in [start, end) minus what was clawed back in it."""
     rows = await conn.fetch(_REWARD_COST, program_id, start, end, referrers)
     return {r["unit"]: int(r["n"]) for r in rows}
+
+
+async def referred_revenue(
+    conn: Conn,
+    program_id: UUID,
+    start: datetime,
+    end: datetime,
+    referrers: list[UUID] | None = None,
+) -> dict[str, int]:
+    """Per currency: order amounts of the conversions made in [start, end), net of what was
+    refunded of them (whenever)."""
+    rows = await conn.fetch(_REFERRED_REVENUE, program_id, start, end, referrers)
+    return {r["currency"]: int(r["n"]) for r in rows}
 
 
 # --- experiments ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.links.insights.models import K_DEFINITION, KFactor
+from services.links.insights.models import K_DEFINITION, KFactor, RoiLine
 
 # A normal approximation needs this much data in each arm before its p-value means anything.
 MIN_ARM_SIZE = 30
@@ -35,6 +35,20 @@ def k_factor(participants: int, invites: int, conversions: int) -> KFactor:
         invite_conversion_rate=rate,
         definition=K_DEFINITION,
     )
+
+
+def roi_lines(revenue: dict[str, int], cost: dict[str, int]) -> list[RoiLine]:
+    """Revenue against reward cost, one line per unit, sorted: amounts of different units are
+    never combined. ROI = (revenue - cost) / cost, defined only where the unit is a currency
+    someone paid in (it appears in ``revenue``, even at 0 after refunds) and the cost is
+    positive; an MB or PERK cost, or a cost in a currency with no referred revenue, gets
+    None rather than a ratio against another currency."""
+    lines = []
+    for unit in sorted(revenue.keys() | cost.keys()):
+        earned, spent = revenue.get(unit, 0), cost.get(unit, 0)
+        ratio = (earned - spent) / spent if unit in revenue and spent > 0 else None
+        lines.append(RoiLine(unit=unit, revenue=earned, reward_cost=spent, roi=ratio))
+    return lines
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The ops console (admin key, signed cookie): sign-in, the overview of every program, a
-program's page with its charts, and the CSV exports."""
+program's page with its charts, a participant's support story, and the CSV exports."""
 
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from services.links.insights import console, dlq, exports, reports
+from services.links.insights import console, dlq, exports, reports, story
+from services.links.insights import story_repository as stories
 from services.links.insights.ranges import forgiving_range
 from services.links.programs import repository as programs
 from services.links.web import charts, console_auth
 from services.links.web.console_charts import STAGE_NAMES, program_charts
 from services.links.web.i18n import translator as translator_for
 from services.links.web.rendering import ENV, csp, html_response, render
+from services.links.web.story_timeline import timeline
 from shared.service import runtime_of
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -47,6 +49,10 @@ def _fixed(value: float | None, digits: int) -> str:
 
 def _when(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _when_exact(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _console(template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -155,12 +161,53 @@ async def console_program(
     )
 
 
-def _console_not_found(program_id: UUID) -> HTMLResponse:
+@router.get("/console/programs/{program_id}/find", response_class=HTMLResponse)
+async def console_find(
+    program_id: UUID, request: Request, q: str = Query(default="", max_length=200)
+) -> Response:
+    """A participant by id, the company's user id or code: to their story."""
+    if not console_auth.authenticated(request):
+        return _to_login(request)
+    pool = runtime_of(request).pool
+    found = await stories.find_participant(pool, program_id, q) if q.strip() else None
+    if found is None:
+        return _console_not_found(program_id, what=f"participant {q!r}")
+    return RedirectResponse(f"/console/programs/{program_id}/participants/{found}", 303)
+
+
+@router.get("/console/programs/{program_id}/participants/{participant_id}")
+async def console_participant(program_id: UUID, participant_id: UUID, request: Request) -> Response:
+    """The support story of one participant (the JSON story, rendered)."""
+    if not console_auth.authenticated(request):
+        return _to_login(request)
+    rt = runtime_of(request)
+    program = await programs.get_program(rt.pool, program_id)
+    if program is None:
+        return _console_not_found(program_id)
+    admin_key = console_auth.admin_key_of(request)
+    found = await story.participant_story(
+        rt.pool,
+        program_id,
+        participant_id,
+        story.sources(rt.settings, admin_key),  # type: ignore[arg-type]
+    )
+    if found is None:
+        return _console_not_found(program_id, what=f"participant {participant_id}")
+    return _console(
+        "console_participant.html",
+        program={"id": program_id, "name": program["name"]},
+        story=found,
+        moments=timeline(found, _EN.amount),
+        exact=_when_exact,  # a story's facts are often seconds apart
+    )
+
+
+def _console_not_found(program_id: UUID, what: str = "program") -> HTMLResponse:
     body = (
-        "{% extends 'console_base.html' %}{% block body %}<h1>No such program</h1>"
+        "{% extends 'console_base.html' %}{% block body %}<h1>No such {{ what }}</h1>"
         "<p class='muted mono'>{{ program_id }}</p>{% endblock %}"
     )
-    html = ENV.from_string(body).render(signed_in=True, program_id=program_id)
+    html = ENV.from_string(body).render(signed_in=True, program_id=program_id, what=what)
     return html_response(html, status=404, csp=_CONSOLE_CSP)
 
 

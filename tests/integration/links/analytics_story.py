@@ -196,6 +196,7 @@ READ_MODEL_TABLES = {
     "rm_conversions": "conversion_id",
     "rm_rewards": "reward_id",
     "rm_milestones": "program_id, referrer_id, threshold",
+    "rm_referral_rules": "referral_id, decision, rule",
 }
 
 

@@ -140,6 +140,8 @@ async def test_scoreboard_leaderboard_analytics_and_experiments(links: Links) ->
     assert body["flagged"] == 1
     assert body["reward_cost"] == {"USD": 2000}  # 2000 + 2000 - 2000 clawed back
     assert body["cost_per_acquired_customer"] == {"USD": 2000.0}
+    # Revenue: R1's 5000 + R3's 4000 - 4000 refunded = 5000 USD; ROI (5000 - 2000) / 2000.
+    assert body["roi"] == [{"unit": "USD", "revenue": 5000, "reward_cost": 2000, "roi": 1.5}]
     k = body["k_factor"]
     assert (k["participants"], k["invites"], k["conversions"]) == (2, 3, 1)
     assert k["invites_per_participant"] == 1.5
@@ -201,6 +203,9 @@ async def test_scoreboard_leaderboard_analytics_and_experiments(links: Links) ->
     assert arms["a"]["click_conversion_rate"] == 0.5
     assert arms["a"]["reward_cost_per_conversion"] == {"USD": 2000.0}
     assert arms["a"]["k_factor"]["value"] == 1.0
+    # A: 5000 USD bought against W1's 2000; B: 4000 refunded, W3 clawed back: 0 against 0.
+    assert arms["a"]["roi"] == [{"unit": "USD", "revenue": 5000, "reward_cost": 2000, "roi": 1.5}]
+    assert arms["b"]["roi"] == [{"unit": "USD", "revenue": 0, "reward_cost": 0, "roi": None}]
     assert (arms["b"]["participants"], arms["b"]["conversions"]) == (1, 0)
     assert arms["b"]["participant_conversion_rate"] == 0.0
     # Wilson 95% for 0/1: [0, 1.96^2 / (1 + 1.96^2)] = [0, 0.7934].
