@@ -7,7 +7,7 @@ that was published. Both keep the time they happened and the time they were rece
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +22,12 @@ from shared.contracts.sections.attribution import AttributionPolicy
 from shared.http.problems import Problem
 
 
+def _iso(at: datetime) -> str:
+    # The answer is stored for idempotent replays as JSON: one spelling, whichever offset
+    # the caller used.
+    return at.astimezone(UTC).isoformat()
+
+
 def _conversion_out(signup: Any, conversion: Any) -> dict[str, Any]:
     return {
         "conversion_id": str(conversion["id"]),
@@ -33,8 +39,8 @@ def _conversion_out(signup: Any, conversion: Any) -> dict[str, Any]:
         "reason": conversion["reason"],
         "sequence": conversion["sequence"],
         "published": conversion["published"],
-        "occurred_at": conversion["converted_at"],
-        "received_at": conversion["received_at"],
+        "occurred_at": _iso(conversion["converted_at"]),
+        "received_at": _iso(conversion["received_at"]),
     }
 
 
@@ -151,8 +157,8 @@ def _refund_out(refund: Any, conversion: Any, refunded_total: int) -> dict[str, 
         "refunded_total": refunded_total,
         "full": refund["full_refund"],
         "published": refund["published"],
-        "occurred_at": refund["refunded_at"],
-        "received_at": refund["received_at"],
+        "occurred_at": _iso(refund["refunded_at"]),
+        "received_at": _iso(refund["received_at"]),
     }
 
 
