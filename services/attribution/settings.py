@@ -20,8 +20,8 @@ class AttributionSettings(ServiceSettings):
     # Bounds of a conversion's or refund's `occurred_at`: older than this many days is refused
     # (a late import the program no longer prices), and so is more than this many seconds in
     # the future (clock skew between the caller's machines and ours).
-    occurred_at_max_age_days: float = Field(default=90.0, gt=0)
-    occurred_at_clock_skew_s: float = Field(default=300.0, ge=0)
+    occurred_at_max_age_days: float = Field(default=90.0, gt=0, le=36_500)
+    occurred_at_clock_skew_s: float = Field(default=300.0, ge=0, le=86_400)
 
     def time_bounds(self) -> TimeBounds:
         return TimeBounds(
