@@ -51,7 +51,7 @@ async def _reverse_milestones_out_of_reach(
     """The referrer's milestones above what they now count, taken back as the policy of the
     version that granted each says (the caller holds the referrer's lock)."""
     count = await repo.conversions.converted_count(conn, program_id, referrer_id)
-    for reward_id in await repo.rewards.milestones_held(conn, program_id, referrer_id):
+    for reward_id in await repo.rewards.milestones_held(conn, program_id, referrer_id, above=count):
         reward = await repo.rewards.load_for_update(conn, reward_id)
         if reward is None:
             continue

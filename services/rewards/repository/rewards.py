@@ -171,16 +171,17 @@ async def base_of_conversion(conn: asyncpg.Connection, conversion_id: UUID) -> l
 
 
 async def milestones_held(
-    conn: asyncpg.Connection, program_id: UUID, referrer_id: UUID
+    conn: asyncpg.Connection, program_id: UUID, referrer_id: UUID, *, above: int
 ) -> list[UUID]:
-    """The ids of the referrer's milestone rewards that could still be taken back (neither
-    reversed nor failed), highest threshold first."""
+    """The ids of the referrer's milestone rewards with a threshold above ``above`` that
+    could still be taken back (neither reversed nor failed), highest threshold first."""
     rows = await conn.fetch(
         "SELECT id FROM rewards WHERE program_id = $1 AND referrer_id = $2 "
         "AND rule LIKE 'milestone:%' AND status <> 'reversed' AND status <> 'failed' "
-        "ORDER BY split_part(rule, ':', 2)::int DESC",
+        "AND split_part(rule, ':', 2)::int > $3 ORDER BY split_part(rule, ':', 2)::int DESC",
         program_id,
         referrer_id,
+        above,
     )
     return [r["id"] for r in rows]
 
