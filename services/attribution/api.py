@@ -18,15 +18,22 @@ from services.attribution.models import (
     SignupIn,
     SignupOut,
 )
+from services.attribution.occurred import TimeBounds
 from services.attribution.pii import Hasher
 from services.attribution.reporting import click
-from services.attribution.settings import DEV_PII_HASH_KEY
+from services.attribution.settings import DEV_PII_HASH_KEY, AttributionSettings
 from services.attribution.signups import track_signup
 from shared.http.auth import require_program_key
 from shared.http.idempotency import run_idempotent
+from shared.http.openapi import problem_responses
 from shared.service import runtime_of
 
 router = APIRouter(prefix="/v1", tags=["tracking"])
+
+
+def bounds_of(request: Request) -> TimeBounds:
+    settings = runtime_of(request).settings
+    return settings.time_bounds() if isinstance(settings, AttributionSettings) else TimeBounds()
 
 
 def hasher_of(request: Request) -> Hasher:
@@ -54,7 +61,9 @@ async def signup(
     )
 
 
-@router.post("/conversions", status_code=201, response_model=ConversionOut)
+@router.post(
+    "/conversions", status_code=201, response_model=ConversionOut, responses=problem_responses(409)
+)
 async def conversion(
     body: ConversionIn,
     request: Request,
@@ -62,17 +71,21 @@ async def conversion(
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
 ) -> Any:
     """A purchase by a referred customer. Qualifying purchases publish ``referral.converted``
-    once per order (held while the referral waits for review)."""
+    once per order (held while the referral waits for review). ``occurred_at`` says when it
+    happened (default: now): the program version in force then prices it."""
+    bounds = bounds_of(request)
     return await run_idempotent(
         runtime_of(request).pool,
         scope=f"conversions:{program_id}",
         key=idempotency_key,
         body=body.model_dump(mode="json"),
-        effect=lambda conn: track_conversion(conn, program_id, body, datetime.now(UTC)),
+        effect=lambda conn: track_conversion(conn, program_id, body, datetime.now(UTC), bounds),
     )
 
 
-@router.post("/refunds", status_code=201, response_model=RefundOut)
+@router.post(
+    "/refunds", status_code=201, response_model=RefundOut, responses=problem_responses(409)
+)
 async def refund(
     body: RefundIn,
     request: Request,
@@ -80,13 +93,15 @@ async def refund(
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
 ) -> Any:
     """A full or partial refund of a tracked order: ``referral.reversed`` with ``full`` true
-    once the whole order is refunded, false for a partial adjustment."""
+    once the whole order is refunded, false for a partial adjustment. ``occurred_at`` says
+    when it happened (default: now)."""
+    bounds = bounds_of(request)
     return await run_idempotent(
         runtime_of(request).pool,
         scope=f"refunds:{program_id}",
         key=idempotency_key,
         body=body.model_dump(mode="json"),
-        effect=lambda conn: track_refund(conn, program_id, body, datetime.now(UTC)),
+        effect=lambda conn: track_refund(conn, program_id, body, datetime.now(UTC), bounds),
     )
 
 

@@ -1,12 +1,13 @@
 """Tracking purchases and refunds of referred customers, inside the caller's transaction:
-qualify a purchase under the version in force when it happened, record it and write
-``referral.converted`` (held while the referral waits for review); record a refund and write
-``referral.reversed`` for a conversion that was published."""
+qualify a purchase under the version in force when it happened (its ``occurred_at``, which
+may be well before it arrives), record it and write ``referral.converted`` (held while the
+referral waits for review); record a refund and write ``referral.reversed`` for a conversion
+that was published. Both keep the time they happened and the time they were received."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -14,10 +15,17 @@ import asyncpg
 
 from services.attribution.events import converted_outbox_row, enqueue_reversed
 from services.attribution.models import ConversionIn, RefundIn
+from services.attribution.occurred import TimeBounds, not_before, occurred_at
 from services.attribution.policy import qualify
 from services.attribution.repository import inputs, referrals
 from shared.contracts.sections.attribution import AttributionPolicy
 from shared.http.problems import Problem
+
+
+def _iso(at: datetime) -> str:
+    # The answer is stored for idempotent replays as JSON: one spelling, whichever offset
+    # the caller used.
+    return at.astimezone(UTC).isoformat()
 
 
 def _conversion_out(signup: Any, conversion: Any) -> dict[str, Any]:
@@ -31,14 +39,22 @@ def _conversion_out(signup: Any, conversion: Any) -> dict[str, Any]:
         "reason": conversion["reason"],
         "sequence": conversion["sequence"],
         "published": conversion["published"],
+        "occurred_at": _iso(conversion["converted_at"]),
+        "received_at": _iso(conversion["received_at"]),
     }
 
 
 async def track_conversion(
-    conn: asyncpg.Connection, program_id: UUID, body: ConversionIn, now: datetime
+    conn: asyncpg.Connection,
+    program_id: UUID,
+    body: ConversionIn,
+    now: datetime,
+    bounds: TimeBounds = TimeBounds(),
 ) -> tuple[int, dict[str, Any]]:
+    """``now`` is when the purchase was received; it happened at ``body.occurred_at``."""
     # Round trips are the cost of this call: the lock, one read of everything the verdict
     # needs, one statement for the row and its event.
+    converted_at = occurred_at(body.occurred_at, now, bounds)
     signup_row = await referrals.signup_for_conversion(conn, program_id, body.customer_id)
     if signup_row is None:
         raise Problem(
@@ -52,7 +68,7 @@ async def track_conversion(
             field="customer_id",
         )
     context = await referrals.conversion_context(
-        conn, program_id, body.order_id, signup_row["id"], now
+        conn, program_id, body.order_id, signup_row["id"], converted_at
     )
     if context["existing"] is not None:
         existing = await referrals.conversion_of_order(conn, program_id, body.order_id)
@@ -64,6 +80,7 @@ async def track_conversion(
                 field="order_id",
             )
         return 200, _conversion_out(signup_row, existing)
+    _check_purchase_time(converted_at, signup_row["signed_up_at"], context, bounds)
     version = context["version"]
     if version is None:
         attribution = AttributionPolicy()
@@ -76,7 +93,8 @@ async def track_conversion(
         "order_id": body.order_id,
         "amount": body.amount,
         "currency": body.currency,
-        "converted_at": now,
+        "converted_at": converted_at,
+        "received_at": now,
         "program_version": version,
         "published": False,
         "sequence": None,
@@ -87,7 +105,7 @@ async def track_conversion(
         verdict = qualify(
             attribution.qualification,
             signed_up_at=signup_row["signed_up_at"],
-            converted_at=now,
+            converted_at=converted_at,
             amount=body.amount,
             currency=body.currency,
             earlier=list(context["earlier"]),
@@ -107,6 +125,28 @@ async def track_conversion(
     return 201, _conversion_out(signup_row, values)
 
 
+def _check_purchase_time(
+    converted_at: datetime, signed_up_at: datetime, context: Any, bounds: TimeBounds
+) -> None:
+    """A referred purchase follows its signup, and a program prices only what happened while
+    it ran (a rewards service could never find a version for it)."""
+    if not not_before(converted_at, signed_up_at, bounds):
+        raise Problem(
+            422,
+            "purchase-before-signup",
+            "occurred_at is before this customer's signup",
+            field="occurred_at",
+        )
+    start = context["program_start"]
+    if context["version"] is None and start is not None:
+        raise Problem(
+            422,
+            "before-program-start",
+            f"occurred_at is before the program's first version took effect ({start})",
+            field="occurred_at",
+        )
+
+
 def _refund_out(refund: Any, conversion: Any, refunded_total: int) -> dict[str, Any]:
     return {
         "refund_id": refund["refund_id"],
@@ -117,12 +157,20 @@ def _refund_out(refund: Any, conversion: Any, refunded_total: int) -> dict[str, 
         "refunded_total": refunded_total,
         "full": refund["full_refund"],
         "published": refund["published"],
+        "occurred_at": _iso(refund["refunded_at"]),
+        "received_at": _iso(refund["received_at"]),
     }
 
 
 async def track_refund(
-    conn: asyncpg.Connection, program_id: UUID, body: RefundIn, now: datetime
+    conn: asyncpg.Connection,
+    program_id: UUID,
+    body: RefundIn,
+    now: datetime,
+    bounds: TimeBounds = TimeBounds(),
 ) -> tuple[int, dict[str, Any]]:
+    """``now`` is when the refund was received; it happened at ``body.occurred_at``."""
+    refunded_at = occurred_at(body.occurred_at, now, bounds)
     conversion_row = await referrals.conversion_of_order(conn, program_id, body.order_id, lock=True)
     if conversion_row is None:
         raise Problem(
@@ -147,6 +195,13 @@ async def track_refund(
             f"The order was in {conversion_row['currency']}",
             field="currency",
         )
+    if not not_before(refunded_at, conversion_row["converted_at"], bounds):
+        raise Problem(
+            422,
+            "refund-before-purchase",
+            "occurred_at is before the refunded purchase",
+            field="occurred_at",
+        )
     left = conversion_row["amount"] - conversion_row["refunded_amount"]
     if left == 0:
         raise Problem(409, "already-refunded", "This order is fully refunded", field="order_id")
@@ -168,7 +223,8 @@ async def track_refund(
         "full_refund": total == conversion_row["amount"],
         # Only a conversion that was announced needs announcing its reversal.
         "published": conversion_row["published"],
-        "refunded_at": now,
+        "refunded_at": refunded_at,
+        "received_at": now,
     }
     if not await referrals.insert_refund(conn, values):
         raise Problem(

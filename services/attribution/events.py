@@ -94,6 +94,7 @@ def _converted_event(
         program_version=conversion["program_version"],
         variant=variant,
         sequence=conversion["sequence"],
+        received_at=conversion["received_at"],
     )
 
 
@@ -137,6 +138,7 @@ async def enqueue_reversed(
             reversed_at=refund["refunded_at"],
             referee_customer_id=signup["customer_id"],
             sequence=conversion["sequence"] or 1,
+            received_at=refund["received_at"],
         ),
         source=SOURCE,
     )

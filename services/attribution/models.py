@@ -9,7 +9,14 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from babel.numbers import list_currencies
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from shared.contracts.base import MinorUnits
 
@@ -47,6 +54,12 @@ def _ip(value: str) -> str:
 Currency = Annotated[str, Field(min_length=3, max_length=3), AfterValidator(_iso_currency)]
 Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
 IpAddress = Annotated[str, Field(max_length=64), AfterValidator(_ip)]
+
+OCCURRED_AT_DOC = (
+    "When it happened, with a time zone (default: when it is received). At most a few minutes "
+    "in the future (clock skew) and at most the service's maximum age in the past "
+    "(OCCURRED_AT_MAX_AGE_DAYS, 90 by default). The program version in force then prices it."
+)
 
 
 class SignupIn(BaseModel):
@@ -109,6 +122,7 @@ class ConversionIn(BaseModel):
     order_id: str = Field(min_length=1, max_length=200)
     amount: PurchaseAmount
     currency: Currency
+    occurred_at: AwareDatetime | None = Field(default=None, description=OCCURRED_AT_DOC)
 
 
 class ConversionOut(BaseModel):
@@ -121,6 +135,8 @@ class ConversionOut(BaseModel):
     reason: str = Field(description="Why the purchase qualified or not")
     sequence: int | None = Field(description="1 for the first qualifying purchase, 2... after")
     published: bool = Field(description="referral.converted was published (false: held/none)")
+    occurred_at: datetime = Field(description="When the purchase happened")
+    received_at: datetime = Field(description="When attribution received it")
 
 
 class RefundIn(BaseModel):
@@ -132,6 +148,7 @@ class RefundIn(BaseModel):
         default=None, description="Minor units refunded; omitted: all that is left"
     )
     currency: Currency | None = None
+    occurred_at: AwareDatetime | None = Field(default=None, description=OCCURRED_AT_DOC)
 
 
 class RefundOut(BaseModel):
@@ -143,6 +160,8 @@ class RefundOut(BaseModel):
     refunded_total: MinorUnits
     full: bool = Field(description="The order is now fully refunded (a reversal)")
     published: bool
+    occurred_at: datetime = Field(description="When the refund happened")
+    received_at: datetime = Field(description="When attribution received it")
 
 
 class ConversionSummary(BaseModel):
@@ -155,8 +174,9 @@ class ConversionSummary(BaseModel):
     reason: str
     sequence: int | None
     published: bool
-    program_version: int | None
-    converted_at: datetime
+    program_version: int | None = Field(description="The version in force at converted_at")
+    converted_at: datetime = Field(description="When the purchase happened (its occurred_at)")
+    received_at: datetime = Field(description="When attribution received it")
 
 
 class ReferralOut(BaseModel):

@@ -54,6 +54,7 @@ async def referral_view(conn: asyncpg.Connection, row: Any) -> dict[str, Any]:
                 "published": c["published"],
                 "program_version": c["program_version"],
                 "converted_at": c["converted_at"],
+                "received_at": c["received_at"],
             }
             for c in conversions
         ],

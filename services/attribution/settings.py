@@ -1,7 +1,10 @@
 from __future__ import annotations
 
-from pydantic import SecretStr
+from datetime import timedelta
 
+from pydantic import Field, SecretStr
+
+from services.attribution.occurred import TimeBounds
 from shared.settings import ServiceSettings
 
 # Used only when PII_HASH_KEY is not set (dev and tests). Production sets its own secret: with
@@ -14,3 +17,14 @@ class AttributionSettings(ServiceSettings):
     port: int = 8002
     # HMAC-SHA256 key for emails, IPs, device ids and user agents stored by attribution.
     pii_hash_key: SecretStr = SecretStr(DEV_PII_HASH_KEY)
+    # Bounds of a conversion's or refund's `occurred_at`: older than this many days is refused
+    # (a late import the program no longer prices), and so is more than this many seconds in
+    # the future (clock skew between the caller's machines and ours).
+    occurred_at_max_age_days: float = Field(default=90.0, gt=0, le=36_500)
+    occurred_at_clock_skew_s: float = Field(default=300.0, ge=0, le=86_400)
+
+    def time_bounds(self) -> TimeBounds:
+        return TimeBounds(
+            max_age=timedelta(days=self.occurred_at_max_age_days),
+            clock_skew=timedelta(seconds=self.occurred_at_clock_skew_s),
+        )

@@ -1,7 +1,9 @@
-"""Turning conversions into rewards: record the conversion, find the program version in force,
-read the referrer's history, apply the rules, then write one row per (conversion, rule, side)
-with its first ledger entry and announce it. A conversion whose version has not arrived waits
-(``awaiting_program``) and is rewarded when the version is published."""
+"""Turning conversions into rewards: record the conversion, find the program version in force
+when it happened (attribution names it; a purchase reported late keeps its old rules), read
+the referrer's history, apply the rules, then write one row per (conversion, rule, side) with
+its first ledger entry and announce it. A conversion whose version has not arrived waits
+(``awaiting_program``) and is rewarded when the version is published. Holds start when the
+reward is created, so a late purchase still gets its full hold."""
 
 from __future__ import annotations
 
@@ -15,7 +17,14 @@ import asyncpg
 from services.rewards import events, ledger, lifecycle
 from services.rewards import repository as repo
 from services.rewards.metrics import REWARDS_CREATED
-from services.rewards.rules import BASE_RULE, RewardLine, initial_state, policy_of, rewards_for
+from services.rewards.rules import (
+    BASE_RULE,
+    RewardLine,
+    initial_state,
+    milestone_threshold,
+    policy_of,
+    rewards_for,
+)
 from shared.contracts import ProgramPublished, ReferralConverted
 from shared.contracts.sections.rewards import RewardPolicy
 from shared.http.outbound import new_webhook_secret
@@ -80,7 +89,8 @@ async def _create_rewards(conn: asyncpg.Connection, conversion: asyncpg.Record) 
     if policy.budget is not None:
         await repo.locks.lock_program_budget(conn, conversion["program_id"])
     now = datetime.now(UTC)
-    refunded, partly_refunded, history = await repo.rewards.history(conn, conversion, policy, now)
+    # Caps per period are read at the conversion's own time (it may arrive late).
+    refunded, partly_refunded, history = await repo.rewards.history(conn, conversion, policy)
     if refunded:
         # Refunded before we saw it: nothing to grant.
         await repo.conversions.set_status(
@@ -108,7 +118,7 @@ async def _create_rewards(conn: asyncpg.Connection, conversion: asyncpg.Record) 
         REWARDS_CREATED.labels(reward["status"]).inc()
         await events.announce(conn, events.reward_created(reward, now))
         if line.rule != BASE_RULE:
-            threshold = int(line.rule.split(":", 1)[1])
+            threshold = milestone_threshold(line.rule)
             await events.announce(conn, events.milestone_reached(reward, threshold, now))
         await lifecycle.fulfil_new(conn, reward, now=now)
     await repo.conversions.set_status(

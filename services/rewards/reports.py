@@ -37,7 +37,10 @@ async def participant_rewards(
     converted = await repo.conversions.converted_count(pool, program_id, participant_id)
     variant = await repo.conversions.latest_variant(pool, program_id, participant_id)
     policy = await repo.programs.current_policy(pool, program_id, variant)
-    reached = {r["rule"] for r in rows if r["rule"].startswith("milestone:")}
+    # A milestone taken back by refunds is no longer reached (until it is reached again).
+    reached = {
+        r["rule"] for r in rows if r["rule"].startswith("milestone:") and r["status"] != "reversed"
+    }
 
     def milestone_out(m: Milestone) -> MilestoneOut:
         return MilestoneOut(

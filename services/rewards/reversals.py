@@ -1,7 +1,8 @@
 """Taking rewards back with new ledger entries, never by editing old ones: refunds (full or
-partial) and an admin's cancel. Before a reward reached its recipient (pending, available,
-capped) it is ``cancelled``; after, it is ``clawed_back``, in full (the balance may go
-negative) or only what the recipient still holds, per the policy."""
+partial), the milestones a full refund brings out of reach, and an admin's cancel. Before a
+reward reached its recipient (pending, available, capped) it is ``cancelled``; after, it is
+``clawed_back``, in full (the balance may go negative) or only what the recipient still
+holds, per the policy."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from services.rewards import events, ledger, lifecycle
 from services.rewards import repository as repo
 from services.rewards.events import Reward
 from services.rewards.metrics import REWARDS_REVERSED
+from services.rewards.rules import milestone_reversed, milestone_threshold
 from shared.contracts import ReferralReversed
 from shared.contracts.sections.rewards import RewardPolicy
 from shared.http.problems import Problem
@@ -23,9 +25,10 @@ Kind = Literal["cancelled", "clawed_back"]
 
 
 async def refund(conn: asyncpg.Connection, event: ReferralReversed) -> None:
-    """A full refund cancels what is still on hold and claws back what was issued. A partial
+    """A full refund cancels what is still on hold and claws back what was issued, then takes
+    back the milestones the referrer no longer reaches (per the program's policy). A partial
     refund shrinks percentage rewards in proportion (fixed rewards are per converted
-    referral and stay). Milestone rewards are not taken back."""
+    referral and stay; the referral still counts)."""
     await repo.locks.lock_referrer(conn, event.program_id, event.referrer_id)
     await repo.conversions.insert_reversal(conn, event)
     if not event.full:
@@ -39,6 +42,27 @@ async def refund(conn: asyncpg.Connection, event: ReferralReversed) -> None:
             continue
         policy = await repo.programs.policy_of_reward(conn, reward)
         await _reverse(conn, reward, policy=policy, now=now)
+    await _reverse_milestones_out_of_reach(conn, event.program_id, event.referrer_id, now)
+
+
+async def _reverse_milestones_out_of_reach(
+    conn: asyncpg.Connection, program_id: UUID, referrer_id: UUID, now: datetime
+) -> None:
+    """The referrer's milestones above what they now count, taken back as the policy of the
+    version that granted each says (the caller holds the referrer's lock)."""
+    count = await repo.conversions.converted_count(conn, program_id, referrer_id)
+    for reward_id in await repo.rewards.milestones_held(conn, program_id, referrer_id, above=count):
+        reward = await repo.rewards.load_for_update(conn, reward_id)
+        if reward is None:
+            continue
+        policy = await repo.programs.policy_of_reward(conn, reward)
+        if milestone_reversed(
+            threshold=milestone_threshold(reward["rule"]),
+            converted_count=count,
+            status=reward["status"],
+            policy=policy.milestone_reversal,
+        ):
+            await _reverse(conn, reward, policy=policy, now=now)
 
 
 async def cancel(pool: asyncpg.Pool, program_id: UUID, reward_id: UUID) -> None:

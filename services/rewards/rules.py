@@ -2,8 +2,9 @@
 what the referrer and recipients already have, to the rewards it gives. No I/O.
 
 Rule types: fixed amount per side; percentage of the conversion amount with a maximum;
-tiers by the referrer's converted count; milestones (once per referrer); caps per recipient
-(lifetime, calendar month) and a program budget. A capped reward is *partially* granted:
+tiers by the referrer's converted count; milestones (once per referrer, taken back per the
+program's policy when refunds bring the count below them); caps per recipient (lifetime,
+calendar month) and a program budget. A capped reward is *partially* granted:
 the line carries what was asked (``requested``) and what fits under every cap (``amount``);
 a line whose ``amount`` is 0 is recorded with status ``capped``."""
 
@@ -14,7 +15,12 @@ from datetime import timedelta
 from typing import Any, Literal
 from uuid import UUID
 
-from shared.contracts.sections.rewards import Milestone, RewardPolicy, SideReward
+from shared.contracts.sections.rewards import (
+    Milestone,
+    MilestoneReversal,
+    RewardPolicy,
+    SideReward,
+)
 
 Side = Literal["referrer", "referee"]
 BASE_RULE = "base"
@@ -164,6 +170,28 @@ def rewards_for(
             )
         )
     return lines
+
+
+# A milestone reward in one of these states has not reached the referrer yet.
+NOT_YET_ISSUED = frozenset({"pending", "available", "capped"})
+
+
+def milestone_reversed(
+    *, threshold: int, converted_count: int, status: str, policy: MilestoneReversal
+) -> bool:
+    """Whether a milestone reward is taken back now that the referrer has ``converted_count``
+    converted referrals left: only below its threshold, only while it still holds something
+    (not reversed or failed), and only as the program's policy allows for its state."""
+    if converted_count >= threshold or status in ("reversed", "failed"):
+        return False
+    if policy == "reverse":
+        return True
+    return policy == "before_issue" and status in NOT_YET_ISSUED
+
+
+def milestone_threshold(rule: str) -> int:
+    """The threshold of a ``milestone:<n>`` rule."""
+    return int(rule.split(":", 1)[1])
 
 
 def next_milestone(policy: RewardPolicy, converted_count: int) -> Milestone | None:

@@ -45,9 +45,12 @@ class ReferralConverted(Event):
     order_id: str
     amount: MinorUnits
     currency: UnitCode
+    # When the purchase happened (the caller's ``occurred_at``), which prices it.
     converted_at: datetime
     # The program version in force at ``converted_at``, as attribution knew it.
     program_version: int | None = None
+    # When attribution received the purchase (absent from producers older than it).
+    received_at: datetime | None = None
     # The referrer's experiment variant, if the program runs one.
     variant: str | None = None
     # 1 for the first qualifying purchase; 2, 3... for recurring ones.
@@ -121,10 +124,13 @@ class ReferralReversed(Event):
     refunded_amount: MinorUnits
     currency: UnitCode
     full: bool
+    # When the refund happened (the caller's ``occurred_at``).
     reversed_at: datetime
     referee_customer_id: str | None = None
     # The sequence of the conversion being reversed (1 for the first qualifying purchase).
     sequence: int = Field(default=1, ge=1)
+    # When attribution received the refund (absent from producers older than it).
+    received_at: datetime | None = None
 
     def key(self) -> str:
         """The referrer (participant) id: one referrer's events stay in order."""

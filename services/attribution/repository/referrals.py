@@ -203,14 +203,17 @@ async def conversion_context(
     conn: asyncpg.Connection, program_id: UUID, order_id: str, signup_id: UUID, at: datetime
 ) -> asyncpg.Record:
     """What a new purchase is judged on, in one round trip: an earlier conversion of the same
-    order, the referral's earlier qualifying purchases, the version in force at ``at``. Run
+    order, the referral's earlier qualifying purchases, the version in force at ``at`` (when
+    the purchase happened) and when the program's first known version took effect. Run
     after the signup lock: a statement's snapshot is taken when it starts."""
     return await conn.fetchrow(
         "SELECT (SELECT id FROM conversions WHERE program_id = $1 AND order_id = $2) AS existing, "
         "(SELECT coalesce(array_agg(converted_at ORDER BY sequence), '{}') FROM conversions "
         " WHERE signup_id = $3 AND sequence IS NOT NULL) AS earlier, "
         "(SELECT version FROM program_versions WHERE program_id = $1 AND effective_from <= $4 "
-        " ORDER BY version DESC LIMIT 1) AS version",
+        " ORDER BY version DESC LIMIT 1) AS version, "
+        "(SELECT min(effective_from) FROM program_versions WHERE program_id = $1) "
+        " AS program_start",
         program_id,
         order_id,
         signup_id,
@@ -231,6 +234,7 @@ _CONVERSION_COLUMNS = (
     "sequence",
     "published",
     "program_version",
+    "received_at",
 )
 
 
@@ -283,7 +287,7 @@ async def insert_refund(conn: asyncpg.Connection, values: dict[str, Any]) -> boo
     """False when the refund id was tracked already."""
     inserted = await conn.fetchval(
         "INSERT INTO refunds (id, program_id, refund_id, conversion_id, amount, full_refund, "
-        "published, refunded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+        "published, refunded_at, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
         "ON CONFLICT (program_id, refund_id) DO NOTHING RETURNING true",
         *(values[c] for c in _REFUND_COLUMNS),
     )
@@ -299,6 +303,7 @@ _REFUND_COLUMNS = (
     "full_refund",
     "published",
     "refunded_at",
+    "received_at",
 )
 
 

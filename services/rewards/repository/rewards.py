@@ -56,26 +56,35 @@ async def insert(conn: asyncpg.Connection, reward: Mapping[str, Any]) -> bool:
     return bool(await conn.fetchval(f"WITH r AS ({sql}) SELECT count(*) = 1 FROM r", *args))
 
 
+# A monthly cap counts the rewards of purchases made in the calendar month (UTC) the new
+# purchase was made in, whenever each arrived: a late purchase is capped as on its day.
 _HISTORY_SQL = """
-WITH month AS (SELECT date_trunc('month', $7 AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS start),
+WITH month_utc AS (SELECT date_trunc('month', $7 AT TIME ZONE 'UTC') AS start),
+month AS (
+    SELECT start AT TIME ZONE 'UTC' AS start, (start + interval '1 month') AT TIME ZONE 'UTC' AS
+    until FROM month_utc
+),
 mine AS (
-    SELECT side, recipient, unit, amount, created_at FROM rewards
-    WHERE program_id = $1 AND rule = 'base' AND status <> 'reversed'
-      AND ((side = 'referrer' AND recipient = $8 AND unit = $4)
-        OR (side = 'referee' AND recipient = $5 AND unit = $6))
+    SELECT r.side, r.amount, c.converted_at FROM rewards r JOIN conversions c USING (conversion_id)
+    WHERE r.program_id = $1 AND r.rule = 'base' AND r.status <> 'reversed'
+      AND ((r.side = 'referrer' AND r.recipient = $8 AND r.unit = $4)
+        OR (r.side = 'referee' AND r.recipient = $5 AND r.unit = $6))
 )
 SELECT
     (SELECT count(DISTINCT referral_id) FROM conversions
       WHERE program_id = $1 AND referrer_id = $2 AND status = 'rewarded'
         AND referral_id <> $3) AS converted_before,
     (SELECT coalesce(array_agg(rule), '{}') FROM rewards
-      WHERE program_id = $1 AND referrer_id = $2 AND rule LIKE 'milestone:%') AS milestones,
+      WHERE program_id = $1 AND referrer_id = $2 AND rule LIKE 'milestone:%'
+        AND status <> 'reversed') AS milestones,
     (SELECT coalesce(sum(amount), 0) FROM mine WHERE side = 'referrer') AS referrer_lifetime,
     (SELECT coalesce(sum(amount), 0) FROM mine, month
-      WHERE side = 'referrer' AND created_at >= month.start) AS referrer_month,
+      WHERE side = 'referrer' AND converted_at >= month.start AND converted_at < month.until)
+      AS referrer_month,
     (SELECT coalesce(sum(amount), 0) FROM mine WHERE side = 'referee') AS referee_lifetime,
     (SELECT coalesce(sum(amount), 0) FROM mine, month
-      WHERE side = 'referee' AND created_at >= month.start) AS referee_month,
+      WHERE side = 'referee' AND converted_at >= month.start AND converted_at < month.until)
+      AS referee_month,
     EXISTS (SELECT 1 FROM reversals WHERE conversion_id = $9 AND full_reversal) AS refunded,
     (SELECT coalesce(sum(refunded_amount), 0) FROM reversals
       WHERE conversion_id = $9 AND NOT full_reversal) AS partly_refunded
@@ -83,11 +92,12 @@ SELECT
 
 
 async def history(
-    conn: asyncpg.Connection, conversion: Mapping[str, Any], policy: RewardPolicy, now: datetime
+    conn: asyncpg.Connection, conversion: Mapping[str, Any], policy: RewardPolicy
 ) -> tuple[bool, int, History]:
     """What the rules read, in one round trip: whether the conversion was fully refunded
     already and how much was partly refunded, the referrer's converted count, milestones
-    granted, what each recipient already holds (lifetime, this month); the budget used."""
+    granted (and not reversed), what each recipient already holds (lifetime, and in the
+    month the conversion happened); the budget used."""
     used = 0
     if policy.budget is not None and policy.budget_unit is not None:
         # Its own statement: inside the shared one, a generic plan scans every reward of the
@@ -101,7 +111,7 @@ async def history(
         policy.referrer.unit if policy.referrer else None,
         conversion["referee_customer_id"],
         policy.referee.unit if policy.referee else None,
-        now,
+        conversion["converted_at"],
         str(conversion["referrer_id"]),
         conversion["conversion_id"],
     )
@@ -151,10 +161,27 @@ async def status(conn: asyncpg.Connection, reward_id: UUID) -> str | None:
 
 
 async def base_of_conversion(conn: asyncpg.Connection, conversion_id: UUID) -> list[UUID]:
-    """The ids of a conversion's base rewards (milestones are never taken back)."""
+    """The ids of a conversion's base rewards (its milestones are the referrer's, not its
+    own: see ``milestones_held``)."""
     rows = await conn.fetch(
         "SELECT id FROM rewards WHERE conversion_id = $1 AND rule = 'base' ORDER BY side",
         conversion_id,
+    )
+    return [r["id"] for r in rows]
+
+
+async def milestones_held(
+    conn: asyncpg.Connection, program_id: UUID, referrer_id: UUID, *, above: int
+) -> list[UUID]:
+    """The ids of the referrer's milestone rewards with a threshold above ``above`` that
+    could still be taken back (neither reversed nor failed), highest threshold first."""
+    rows = await conn.fetch(
+        "SELECT id FROM rewards WHERE program_id = $1 AND referrer_id = $2 "
+        "AND rule LIKE 'milestone:%' AND status <> 'reversed' AND status <> 'failed' "
+        "AND split_part(rule, ':', 2)::int > $3 ORDER BY split_part(rule, ':', 2)::int DESC",
+        program_id,
+        referrer_id,
+        above,
     )
     return [r["id"] for r in rows]
 

@@ -25,7 +25,7 @@ class SideReward(BaseModel):
     """One side's reward for one converted referral: a fixed ``amount``, or ``percent_bp``
     basis points (1/100 %) of the conversion amount, at most ``max_amount``. Caps bound what
     one recipient can receive (``lifetime_cap`` in total, ``monthly_cap`` per calendar month
-    UTC)."""
+    UTC of the purchases, counted when they happened, not when they arrived)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -36,6 +36,9 @@ class SideReward(BaseModel):
     tiers: list[Tier] = []
     lifetime_cap: MinorUnits | None = None
     monthly_cap: MinorUnits | None = None
+
+
+MilestoneReversal = Literal["before_issue", "reverse", "keep"]
 
 
 class Milestone(BaseModel):
@@ -97,6 +100,11 @@ class RewardPolicy(BaseModel):
     # On a refund after issue: take back the full amount even into a negative balance, or
     # only what the participant still holds.
     clawback: Literal["allow_negative", "available_only"] = "allow_negative"
+    # When full refunds bring the referrer's converted referrals below a milestone's threshold:
+    # ``before_issue`` takes the milestone back while it has not reached the referrer yet
+    # (pending, available, capped) and keeps it once issued; ``reverse`` also claws back an
+    # issued one (per ``clawback``); ``keep`` never takes one back.
+    milestone_reversal: MilestoneReversal = "before_issue"
 
     @model_validator(mode="after")
     def _distinct_milestones(self) -> RewardPolicy:
