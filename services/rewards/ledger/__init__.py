@@ -283,6 +283,19 @@ async def participant_balances(
     return held_now, {u: v for u, v in pending.items() if v}
 
 
+async def referee_balances(
+    conn: asyncpg.Connection | asyncpg.Pool, program_id: UUID, customer_hash: str | None
+) -> tuple[dict[str, int], dict[str, int]]:
+    """What a participant holds and has on hold as someone's referee (by the hash of their
+    customer id; nothing when it is not known)."""
+    if customer_hash is None:
+        return {}, {}
+    hashed = ERASED_PREFIX + customer_hash  # the ledger's own name for a hashed referee
+    held_now = await balances(conn, recipient_account(program_id, "referee", hashed))
+    pending = await balances(conn, pending_account(program_id, "referee", hashed))
+    return held_now, {u: v for u, v in pending.items() if v}
+
+
 async def liabilities(conn: asyncpg.Connection | asyncpg.Pool, program_id: UUID) -> dict[str, int]:
     """What the program still owes participants and referees (held or pending), per unit."""
     rows = await conn.fetch(
