@@ -45,6 +45,14 @@ class Filters:
 
 
 @dataclass(frozen=True)
+class Page:
+    totals: dict[str, dict[str, int]]
+    lines: list[StatementLine]
+    next_cursor: str | None
+    has_more: bool
+
+
+@dataclass(frozen=True)
 class Statement:
     """A statement's scope and how it names each account's role."""
 
@@ -74,8 +82,8 @@ def of_program(program_id: UUID) -> Statement:
 
 async def page(
     pool: asyncpg.Pool, statement: Statement, cursor: str | None, limit: int, filters: Filters
-) -> tuple[dict[str, dict[str, int]], list[StatementLine], str | None]:
-    """One page of lines after ``cursor``, the totals, and the cursor of the next page."""
+) -> Page:
+    """One page of lines after ``cursor``, the totals, and where the next page starts."""
     after = decode_cursor(cursor) if cursor else START
     as_of = await ledger_statement.horizon(pool)
     rows = await _lines(pool, statement, as_of, after, limit + 1, filters)
@@ -87,8 +95,8 @@ async def page(
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor(_position(rows[-1])) if more else None
-    return totals, [_line(r, statement) for r in rows], next_cursor
+    next_cursor = encode_cursor(_position(rows[-1])) if rows else cursor
+    return Page(totals, [_line(r, statement) for r in rows], next_cursor, more)
 
 
 async def participant_page(
@@ -100,23 +108,17 @@ async def participant_page(
     filters: Filters,
 ) -> ParticipantStatementOut:
     statement = await of_participant(pool, program_id, participant_id)
-    totals, lines, next_cursor = await page(pool, statement, cursor, limit, filters)
+    found = await page(pool, statement, cursor, limit, filters)
     return ParticipantStatementOut(
-        program_id=program_id,
-        participant_id=participant_id,
-        totals=totals,
-        lines=lines,
-        next_cursor=next_cursor,
+        program_id=program_id, participant_id=participant_id, **vars(found)
     )
 
 
 async def program_page(
     pool: asyncpg.Pool, program_id: UUID, cursor: str | None, limit: int, filters: Filters
 ) -> ProgramStatementOut:
-    totals, lines, next_cursor = await page(pool, of_program(program_id), cursor, limit, filters)
-    return ProgramStatementOut(
-        program_id=program_id, totals=totals, lines=lines, next_cursor=next_cursor
-    )
+    found = await page(pool, of_program(program_id), cursor, limit, filters)
+    return ProgramStatementOut(program_id=program_id, **vars(found))
 
 
 async def csv_rows(

@@ -160,7 +160,10 @@ class ParticipantStatementOut(BaseModel):
     # ``referee_balances``, ``referee_pending``.
     totals: dict[str, dict[str, int]]
     lines: list[StatementLine]
+    # Where the next page starts: also after the last page, to read later what was written
+    # since (null only for a statement with no line yet).
     next_cursor: str | None
+    has_more: bool
 
 
 class ProgramStatementOut(BaseModel):
@@ -169,7 +172,10 @@ class ProgramStatementOut(BaseModel):
     # ``liability`` (still owed: equals reward-totals' ``liability``), ``paid_out``.
     totals: dict[str, dict[str, int]]
     lines: list[StatementLine]
+    # Where the next page starts: also after the last page, to read later what was written
+    # since (null only for a statement with no line yet).
     next_cursor: str | None
+    has_more: bool
 
 
 # Free text with at least one character that is not whitespace, storable by Postgres.
