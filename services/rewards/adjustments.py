@@ -25,6 +25,8 @@ async def adjust(
     """201 with the new adjustment; 200 with the first one when its ``reference`` was sent
     before with the same content (409 with other content). A correction down may not leave
     the balance negative (409). The referrer lock orders it with redemptions and clawbacks."""
+    if not await repo.participants.belongs(conn, participant_id, program_id):
+        raise not_found("participant", participant_id, "participant_id")
     if body.amount == 0 or (body.kind == "goodwill" and body.amount < 0):
         raise Problem(
             422,
@@ -32,8 +34,6 @@ async def adjust(
             "A goodwill grant is positive; a correction is positive or negative, never 0",
             field="amount",
         )
-    if not await repo.participants.belongs(conn, participant_id, program_id):
-        raise not_found("participant", participant_id, "participant_id")
     await repo.locks.lock_referrer(conn, program_id, participant_id)
     if body.reference is not None:
         earlier = await repo.adjustments.by_reference(conn, program_id, body.reference)

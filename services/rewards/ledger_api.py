@@ -4,7 +4,7 @@ the return on a program's rewards."""
 from __future__ import annotations
 
 import hmac
-from datetime import datetime
+from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -37,8 +37,8 @@ CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 
 def filters(
     unit: str | None = Query(default=None, pattern=UNIT_PATTERN, description="One unit only"),
-    since: datetime | None = Query(default=None, description="Entries at or after this time"),
-    until: datetime | None = Query(default=None, description="Entries before this time"),
+    since: date | None = Query(default=None, description="Entries from this UTC day on"),
+    until: date | None = Query(default=None, description="Entries up to this UTC day included"),
 ) -> Filters:
     return Filters(unit=unit, since=since, until=until)
 

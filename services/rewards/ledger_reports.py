@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date
 from uuid import UUID
 
 import asyncpg
@@ -40,8 +40,8 @@ CSV_PAGE = 500
 @dataclass(frozen=True)
 class Filters:
     unit: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    since: date | None = None  # first UTC day
+    until: date | None = None  # last UTC day, included
 
 
 @dataclass(frozen=True)

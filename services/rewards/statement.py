@@ -62,11 +62,11 @@ def decode_cursor(cursor: str) -> Position:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         tx, entry_id, account, unit = json.loads(raw)
-        if not all(isinstance(v, int) and v >= 0 for v in (tx, entry_id)):
+        if not all(type(v) is int and 0 <= v < 2**63 for v in (tx, entry_id)):
             raise ValueError
-        if not (isinstance(account, str) and isinstance(unit, str)):
+        if not all(isinstance(v, str) and "\x00" not in v for v in (account, unit)):
             raise ValueError
-    except (ValueError, TypeError, UnicodeDecodeError):
+    except (ValueError, TypeError, RecursionError):
         raise Problem(
             400, "invalid-cursor", "This cursor was not given by this API", field="cursor"
         ) from None

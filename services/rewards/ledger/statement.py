@@ -5,7 +5,7 @@ and the horizon are explained in ``services.rewards.statement``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -31,9 +31,9 @@ SELECT p.entry_id, p.account, p.unit, p.amount FROM ledger_postings p WHERE p.en
     WHERE a.program_id = $1)
 """
 
-# $1 scope, $2 horizon, $3-$6 the position after which to list, $7 unit, $8/$9 since/until,
-# $10 how many. The running balance is over every posting of the account before the line
-# (in the statement's order), whatever the filters leave out.
+# $1 scope, $2 horizon, $3-$6 the position after which to list, $7 unit, $8/$9 the first and
+# last UTC day, $10 how many. The running balance is over every posting of the account before
+# the line (in the statement's order), whatever the filters leave out.
 _LINES_SQL = """
 WITH scoped AS ({scope}),
 lines AS (
@@ -48,7 +48,8 @@ lines AS (
 SELECT l.*, a.reason FROM lines l LEFT JOIN adjustments a ON a.id = l.adjustment_id
 WHERE (l.tx, l.entry_id, l.account, l.unit) > ($3, $4, $5, $6)
   AND ($7::text IS NULL OR l.unit = $7)
-  AND ($8::timestamptz IS NULL OR l.at >= $8) AND ($9::timestamptz IS NULL OR l.at < $9)
+  AND ($8::date IS NULL OR l.at >= $8::date::timestamp AT TIME ZONE 'UTC')
+  AND ($9::date IS NULL OR l.at < ($9::date + 1)::timestamp AT TIME ZONE 'UTC')
 ORDER BY l.tx, l.entry_id, l.account, l.unit
 LIMIT $10
 """
@@ -111,8 +112,8 @@ async def lines(
     after: Position,
     limit: int,
     unit: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: date | None = None,
+    until: date | None = None,
 ) -> list[asyncpg.Record]:
     """Up to ``limit`` lines after ``after``, oldest first, of entries older than ``as_of``."""
     return await conn.fetch(

@@ -9,7 +9,7 @@ import csv
 import io
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -278,6 +278,16 @@ async def test_csv_is_the_whole_statement(app_client: Client) -> None:
     assert [int(r["entry_id"]) for r in rows] == [x["entry_id"] for x in statement["lines"]]
     assert sum(int(r["amount"]) for r in rows) == statement["totals"]["balances"]["USD"] == 905
     assert rows[-1]["reason"] == "'=HYPERLINK(1)"  # kept as text by spreadsheets
+    # The same filters as the JSON statement: UTC days, the last one included.
+    today = datetime.now(UTC).date()
+    for params, expected in [
+        ({"since": str(today), "until": str(today)}, 4),
+        ({"since": str(today + timedelta(days=1))}, 0),
+        ({"until": str(today - timedelta(days=1))}, 0),
+        ({"unit": "MB"}, 0),
+    ]:
+        filtered = await client.get(f"{path}/statement.csv", params=params, headers=ADMIN)
+        assert len(list(csv.DictReader(io.StringIO(filtered.text)))) == expected, params
     program_csv = await client.get(f"/v1/programs/{pid}/statement.csv", headers=ADMIN)
     assert len(list(csv.DictReader(io.StringIO(program_csv.text)))) == 2 * 4
     missing = await client.get(
