@@ -33,6 +33,10 @@ UNIT_PATTERN = r"^[A-Z][A-Z0-9_]{1,15}$"  # a unit code, as the reward policy ta
 
 PARTICIPANT = "/programs/{program_id}/participants/{participant_id}"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+CSV_RESPONSE = {
+    "description": "The statement's lines as CSV, with a header row",
+    "content": {"text/csv": {"schema": {"type": "string"}}},
+}
 
 
 def filters(
@@ -74,7 +78,7 @@ async def participant_statement(
 @router.get(
     f"{PARTICIPANT}/statement.csv",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}}, **problem_responses(404)},
+    responses={200: CSV_RESPONSE, **problem_responses(404)},
     dependencies=[Depends(require_program_access)],
 )
 async def participant_statement_csv(
@@ -108,7 +112,7 @@ async def program_statement(
 @router.get(
     "/programs/{program_id}/statement.csv",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={200: CSV_RESPONSE},
     dependencies=[Depends(require_program_access)],
 )
 async def program_statement_csv(
@@ -132,8 +136,10 @@ def _csv(rows: Any, name: str) -> StreamingResponse:
     f"{PARTICIPANT}/adjustments",
     status_code=201,
     response_model=AdjustmentOut,
-    responses={200: {"description": "The adjustment with this reference, sent before"}}
-    | problem_responses(404, 409),
+    responses={
+        200: {"model": AdjustmentOut, "description": "The adjustment sent before (reference)"},
+        **problem_responses(404, 409),
+    },
     dependencies=[Depends(require_program_access)],
 )
 async def adjust(
