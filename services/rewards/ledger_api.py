@@ -4,13 +4,15 @@ the return on a program's rewards."""
 from __future__ import annotations
 
 import hmac
+import re
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import BeforeValidator
 
 from services.rewards import adjustments, ledger_reports
 from services.rewards import repository as repo
@@ -39,10 +41,21 @@ CSV_RESPONSE = {
 }
 
 
+def _iso_day(value: Any) -> Any:
+    # Only YYYY-MM-DD, as the document's ``format: date`` says (pydantic alone would also
+    # read a number as a day since 1970).
+    if not (isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value)):
+        raise ValueError("a day is written YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_iso_day)]
+
+
 def filters(
     unit: str | None = Query(default=None, pattern=UNIT_PATTERN, description="One unit only"),
-    since: date | None = Query(default=None, description="Entries from this UTC day on"),
-    until: date | None = Query(default=None, description="Entries up to this UTC day included"),
+    since: Day | None = Query(default=None, description="Entries from this UTC day on"),
+    until: Day | None = Query(default=None, description="Entries up to this UTC day included"),
 ) -> Filters:
     return Filters(unit=unit, since=since, until=until)
 
@@ -56,7 +69,7 @@ Limit = Query(default=100, ge=1, le=1000)
 @router.get(
     f"{PARTICIPANT}/statement",
     response_model=ParticipantStatementOut,
-    responses=problem_responses(400, 404),
+    responses=problem_responses(404),
     dependencies=[Depends(require_program_access)],
 )
 async def participant_statement(
@@ -93,7 +106,6 @@ async def participant_statement_csv(
 @router.get(
     "/programs/{program_id}/statement",
     response_model=ProgramStatementOut,
-    responses=problem_responses(400),
     dependencies=[Depends(require_program_access)],
 )
 async def program_statement(

@@ -58,7 +58,8 @@ def encode_cursor(position: Position) -> str:
 
 
 def decode_cursor(cursor: str) -> Position:
-    """The position a cursor names, or a 400 naming the ``cursor`` field."""
+    """The position a cursor names, or a 422 naming the ``cursor`` field (like a parameter
+    that fails its schema)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         tx, entry_id, account, unit = json.loads(raw)
@@ -68,7 +69,7 @@ def decode_cursor(cursor: str) -> Position:
             raise ValueError
     except (ValueError, TypeError, RecursionError):
         raise Problem(
-            400, "invalid-cursor", "This cursor was not given by this API", field="cursor"
+            422, "invalid-cursor", "This cursor was not given by this API", field="cursor"
         ) from None
     return Position(tx, entry_id, account, unit)
 

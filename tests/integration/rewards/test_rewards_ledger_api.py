@@ -251,7 +251,7 @@ async def test_pages_never_repeat_or_skip_while_entries_are_written(app_client: 
     assert len({(x["entry_id"], x["account"]) for x in paged}) == len(paged) == 7
     assert whole["totals"]["balances"] == {"USD": 607} == {"USD": sum(x["amount"] for x in paged)}
     bad = await client.get(path, params={"cursor": "not-a-cursor"}, headers=ADMIN)
-    assert bad.status_code == 400 and bad.json()["field"] == "cursor"
+    assert bad.status_code == 422 and bad.json()["field"] == "cursor"
 
 
 async def test_csv_is_the_whole_statement(app_client: Client) -> None:
@@ -288,6 +288,9 @@ async def test_csv_is_the_whole_statement(app_client: Client) -> None:
     ]:
         filtered = await client.get(f"{path}/statement.csv", params=params, headers=ADMIN)
         assert len(list(csv.DictReader(io.StringIO(filtered.text)))) == expected, params
+    for params in ({"until": "0"}, {"since": "2026-02-30"}, {"since": "20260101"}):
+        refused = await client.get(f"{path}/statement.csv", params=params, headers=ADMIN)
+        assert refused.status_code == 422 and refused.json()["field"] == next(iter(params))
     program_csv = await client.get(f"/v1/programs/{pid}/statement.csv", headers=ADMIN)
     assert len(list(csv.DictReader(io.StringIO(program_csv.text)))) == 2 * 4
     missing = await client.get(
