@@ -12,6 +12,7 @@ import asyncpg
 from services.rewards import ledger
 from services.rewards import repository as repo
 from services.rewards.models import AdjustmentIn, AdjustmentOut
+from shared.http.auth import PROGRAM_KEY_PREFIX
 from shared.http.problems import Problem, not_found
 
 
@@ -60,6 +61,18 @@ async def adjust(
         raise _reused()
     await ledger.adjust(conn, row["id"], program_id, participant_id, body.amount, body.unit, actor)
     return 201, _out(row, held + body.amount)
+
+
+async def acting_key(conn: asyncpg.Connection, token: str, *, admin: bool) -> str:
+    """``admin`` for the admin key, else ``key:<key_id>`` of the (already authorized) program
+    key. A key accepted but not known here yet is named by the id its secret starts with
+    (``rk_<key_id>_...``)."""
+    if admin:
+        return "admin"
+    key_id = await repo.adjustments.key_id(conn, token)
+    if key_id is None and token.startswith(PROGRAM_KEY_PREFIX):
+        key_id = token[len(PROGRAM_KEY_PREFIX) :].split("_", 1)[0]
+    return f"key:{key_id or 'unknown'}"
 
 
 async def _replayed(

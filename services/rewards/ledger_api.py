@@ -15,7 +15,6 @@ from fastapi.responses import StreamingResponse
 from pydantic import BeforeValidator
 
 from services.rewards import adjustments, ledger_reports
-from services.rewards import repository as repo
 from services.rewards.ledger_reports import Filters
 from services.rewards.models import (
     AdjustmentIn,
@@ -24,7 +23,7 @@ from services.rewards.models import (
     ProgramStatementOut,
     RoiOut,
 )
-from shared.http.auth import PROGRAM_KEY_PREFIX, bearer_token, require_program_access
+from shared.http.auth import bearer_token, require_program_access
 from shared.http.idempotency import MAX_KEY_LENGTH, run_idempotent
 from shared.http.openapi import problem_responses
 from shared.service import runtime_of
@@ -166,9 +165,10 @@ async def adjust(
     """A goodwill grant or a correction of the participant's balance, with a reason; the
     acting key is recorded on the ledger entry."""
     pool = runtime_of(request).pool
-    actor = await acting_key(request, pool)
+    token, admin = bearer_token(request), _is_admin(request)
 
     async def effect(conn: asyncpg.Connection) -> tuple[int, dict[str, Any]]:
+        actor = await adjustments.acting_key(conn, token, admin=admin)
         status, out = await adjustments.adjust(conn, program_id, participant_id, body, actor)
         return status, out.model_dump(mode="json")
 
@@ -192,15 +192,7 @@ async def program_roi(program_id: UUID, request: Request) -> Any:
     return await ledger_reports.roi(runtime_of(request).pool, program_id)
 
 
-async def acting_key(request: Request, pool: asyncpg.Pool) -> str:
-    """``admin`` for the admin key, else ``key:<key_id>`` of the program key (already
-    authorized). A key accepted but not known here yet is named by the id its secret
-    starts with (``rk_<key_id>_...``)."""
-    token = bearer_token(request)
+def _is_admin(request: Request) -> bool:
     admin = request.app.state.runtime.settings.admin_api_key
-    if admin and hmac.compare_digest(token.encode(), admin.get_secret_value().encode()):
-        return "admin"
-    key_id = await repo.adjustments.key_id(pool, token)
-    if key_id is None and token.startswith(PROGRAM_KEY_PREFIX):
-        key_id = token[len(PROGRAM_KEY_PREFIX) :].split("_", 1)[0]
-    return f"key:{key_id or 'unknown'}"
+    token = bearer_token(request).encode()
+    return bool(admin) and hmac.compare_digest(token, admin.get_secret_value().encode())
