@@ -38,9 +38,7 @@ async def participant_rewards(
     converted = await repo.conversions.converted_count(pool, program_id, participant_id)
     variant = await repo.conversions.latest_variant(pool, program_id, participant_id)
     policy = await repo.programs.current_policy(pool, program_id, variant)
-    reached = {
-        r["rule"] for r in rows if r["side"] == "referrer" and r["rule"].startswith("milestone:")
-    }
+    reached = {r["rule"] for r in rows if r["rule"].startswith("milestone:")}
 
     def milestone_out(m: Milestone) -> MilestoneOut:
         return MilestoneOut(
