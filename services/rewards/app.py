@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.rewards import api, scheduler
+from services.rewards import api, ledger_api, scheduler
 from services.rewards.consumers import consumer_groups
 from services.rewards.settings import RewardsSettings
 from shared.service import Runtime, create_service_app
@@ -27,7 +27,7 @@ def create_app(settings: RewardsSettings | None = None) -> FastAPI:
     return create_service_app(
         settings=settings,
         title="Referral rewards",
-        routers=[api.router],
+        routers=[api.router, ledger_api.router],
         consumers=consumer_groups(settings),
         on_start=on_start,
     )

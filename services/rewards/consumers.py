@@ -3,6 +3,8 @@ the consumer's transaction (the inbox row is written in it too)."""
 
 from __future__ import annotations
 
+import hashlib
+
 import asyncpg
 
 from services.rewards import erasure, issuing, reversals
@@ -30,8 +32,10 @@ async def on_program_published(
 async def on_participant_enrolled(
     conn: asyncpg.Connection, event: ParticipantEnrolled, _: Envelope
 ) -> None:
-    # Only the program: a participant's rewards are read under its own program's path.
-    await repo.participants.insert(conn, event.participant_id, event.program_id)
+    # The program (a participant's rewards are read under its own program's path) and the
+    # hash of their customer id (the rewards they got as someone's referee), never in clear.
+    customer_hash = hashlib.sha256(event.external_user_id.encode()).hexdigest()
+    await repo.participants.insert(conn, event.participant_id, event.program_id, customer_hash)
 
 
 async def on_referral_converted(

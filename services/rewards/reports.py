@@ -33,7 +33,8 @@ async def participant_rewards(
     not heard of yet (or of another program) reads as not found, not as an empty balance."""
     if not await repo.participants.belongs(pool, participant_id, program_id):
         raise not_found("participant", participant_id, "participant_id")
-    rows = await repo.rewards.of_participant(pool, program_id, participant_id)
+    customer_hash = await repo.participants.customer_hash(pool, participant_id)
+    rows = await repo.rewards.of_participant(pool, program_id, participant_id, customer_hash)
     converted = await repo.conversions.converted_count(pool, program_id, participant_id)
     variant = await repo.conversions.latest_variant(pool, program_id, participant_id)
     policy = await repo.programs.current_policy(pool, program_id, variant)
@@ -53,11 +54,19 @@ async def participant_rewards(
 
     upcoming = next_milestone(policy, converted)
     balances, pending = await ledger.participant_balances(pool, program_id, participant_id)
+    referee_balances, referee_pending = await ledger.referee_balances(
+        pool, program_id, customer_hash
+    )
+    reversals = await ledger.reversal_kinds(
+        pool, [r["id"] for r in rows if r["status"] == "reversed"]
+    )
     return BalanceOut(
         participant_id=participant_id,
         balances=balances,
         pending=pending,
-        rewards=[RewardOut(**dict(r)) for r in rows],
+        referee_balances=referee_balances,
+        referee_pending=referee_pending,
+        rewards=[RewardOut(**dict(r), reversal=_reversal(r, reversals)) for r in rows],
         progress=ProgressOut(
             converted=converted,
             milestones=[
@@ -67,6 +76,14 @@ async def participant_rewards(
             remaining_to_next=upcoming.threshold - converted if upcoming else None,
         ),
     )
+
+
+def _reversal(reward: asyncpg.Record, kinds: dict[UUID, str]) -> str | None:
+    """A reversed reward without a cancel or clawback entry (capped, nothing to take back)
+    never reached its recipient: cancelled."""
+    if reward["status"] != "reversed":
+        return None
+    return kinds.get(reward["id"], "cancelled")
 
 
 async def program_totals(pool: asyncpg.Pool, program_id: UUID) -> TotalsOut:

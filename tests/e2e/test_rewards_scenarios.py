@@ -5,6 +5,8 @@ after issue), and the rewards APIs (coupons, redemption, totals, approve/cancel)
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import uuid
 from dataclasses import dataclass
@@ -241,6 +243,90 @@ def conversion_event(
     return ReferralConverted(**fields)
 
 
+async def enrol_as(http: httpx.AsyncClient, program: Program, external_user_id: str) -> str:
+    """Enrol a referee as a participant under their own customer id."""
+    out = _ok(
+        await http.post(
+            f"{program.urls.links}/v1/programs/{program.id}/participants",
+            headers=program.server,
+            json={"external_user_id": external_user_id, "locale": "en"},
+        )
+    )
+    return str(out["id"])
+
+
+async def adjust(
+    http: httpx.AsyncClient,
+    program: Program,
+    participant_id: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+) -> dict[str, Any]:
+    return _ok(  # type: ignore[no-any-return]
+        await http.post(
+            f"{program.urls.rewards}/v1/programs/{program.id}/participants/"
+            f"{participant_id}/adjustments",
+            headers=headers,
+            json=body,
+        ),
+        200,
+        201,
+    )
+
+
+async def assert_statement_adds_up(
+    http: httpx.AsyncClient, program: Program, participant_id: str
+) -> dict[str, Any]:
+    """The statement's postings, read a few at a time (and as CSV), sum per role and unit to
+    the balances the participant rewards endpoint shows; the statement's totals are those
+    balances. Returns the participant view."""
+    base = f"{program.urls.rewards}/v1/programs/{program.id}/participants/{participant_id}"
+    view = await participant_view(http, program, participant_id)
+    lines: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 7} | ({"cursor": cursor} if cursor else {})
+        page = _ok(await http.get(f"{base}/statement", params=params, headers=program.server))
+        lines += page["lines"]
+        cursor = page["next_cursor"]
+        if not page["has_more"]:
+            break
+    sums: dict[str, dict[str, int]] = {}
+    for line in lines:
+        units = sums.setdefault(line["role"], {})
+        units[line["unit"]] = units.get(line["unit"], 0) + line["amount"]
+    roles = ("balances", "pending", "referee_balances", "referee_pending")
+    shown = {role: {u: v for u, v in view[role].items() if v} for role in roles}
+    assert {r: {u: v for u, v in sums.get(r, {}).items() if v} for r in roles} == shown
+    assert page["totals"] == {role: view[role] for role in roles}
+    assert len({(x["entry_id"], x["account"]) for x in lines}) == len(lines)
+    exported = await http.get(f"{base}/statement.csv", headers=program.admin)
+    assert exported.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [int(r["entry_id"]) for r in rows] == [x["entry_id"] for x in lines]
+    return view
+
+
+async def _enrolled_in_rewards(
+    http: httpx.AsyncClient, program: Program, participant_id: str
+) -> bool | None:
+    """Whether rewards knows the participant yet (404 until its enrolment arrives)."""
+    response = await http.get(
+        f"{program.urls.rewards}/v1/programs/{program.id}/participants/{participant_id}/rewards",
+        headers=program.admin,
+    )
+    return True if response.status_code == 200 else None
+
+
+async def assert_program_statement_adds_up(http: httpx.AsyncClient, program: Program) -> None:
+    """What the program's statement says it still owes is reward-totals' liability."""
+    base = f"{program.urls.rewards}/v1/programs/{program.id}"
+    statement = _ok(await http.get(f"{base}/statement", headers=program.admin))
+    totals = _ok(await http.get(f"{base}/reward-totals", headers=program.admin))
+    owed = {u: t["liability"] for u, t in totals["units"].items() if t["liability"]}
+    assert {u: v for u, v in statement["totals"]["liability"].items() if v} == owed
+
+
 # --- scenarios ----------------------------------------------------------------------------
 
 
@@ -270,6 +356,27 @@ async def test_dropbox_double_sided_500_mb_capped_at_16_gb(stack: Stack, urls: U
     assert sorted(r["recipient"] for r in referee) == sorted(x.customer_id for x in referrals)
     assert {(r["amount"], r["unit"], r["status"]) for r in referee} == {(500, "MB", "issued")}
     assert view["progress"]["converted"] == 40
+    assert await ledger_unbalanced(stack) == []
+
+    # Support grants 1 GB of goodwill, finance corrects 200 MB down (sent twice: once), and
+    # a referee enrols: the statements add up to the balances on both sides.
+    async with httpx.AsyncClient(timeout=15) as http:
+        goodwill = {"kind": "goodwill", "amount": 1000, "unit": "MB", "reason": "outage"}
+        made = await adjust(http, program, participant["id"], goodwill, program.admin)
+        assert made["actor"] == "admin" and made["balance"] == 17_000
+        correction = {"kind": "correction", "amount": -200, "unit": "MB", "reason": "double"}
+        keyed = {**program.server, "Idempotency-Key": f"fix-{uuid.uuid4().hex[:8]}"}
+        fixed = await adjust(http, program, participant["id"], correction, keyed)
+        assert await adjust(http, program, participant["id"], correction, keyed) == fixed
+        assert fixed["actor"].startswith("key:") and fixed["balance"] == 16_800
+        referee_id = await enrol_as(http, program, referrals[0].customer_id)
+        await eventually(lambda: _enrolled_in_rewards(http, program, referee_id), timeout_s=30)
+        view = await assert_statement_adds_up(http, program, participant["id"])
+        assert view["balances"] == {"MB": 16_800}
+        referee_view = await assert_statement_adds_up(http, program, referee_id)
+        assert referee_view["referee_balances"] == {"MB": 500}
+        assert [r["side"] for r in referee_view["rewards"]] == ["referee"]
+        await assert_program_statement_adds_up(http, program)
     assert await ledger_unbalanced(stack) == []
 
 
@@ -335,6 +442,14 @@ async def test_tesla_milestones_granted_once_out_of_order_and_twice(
     view_ms = {m["threshold"]: m["reached"] for m in view["progress"]["milestones"]}
     assert view_ms == {5: True, 10: True}
     assert view["progress"]["next_milestone"] is None
+    assert await ledger_unbalanced(stack) == []
+
+    async with httpx.AsyncClient(timeout=15) as http:
+        goodwill = {"kind": "goodwill", "amount": 1, "unit": "PERK", "reason": "late invite"}
+        await adjust(http, program, participant["id"], goodwill, program.server)
+        view = await assert_statement_adds_up(http, program, participant["id"])
+        assert view["balances"] == {"PERK": 3}  # two milestone perks and the goodwill one
+        await assert_program_statement_adds_up(http, program)
     assert await ledger_unbalanced(stack) == []
 
 

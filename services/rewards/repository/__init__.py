@@ -2,10 +2,11 @@
 ``locks`` (advisory locks), ``programs`` (versions and webhook secrets), ``conversions``
 (conversions, refunds received, erasures), ``rewards`` (reward rows: creation, transitions,
 due work, read models), ``payouts`` (coupon pools, redemptions), ``participants`` (the program
-each participant belongs to). Every function runs on the connection (and in the transaction)
-it is given."""
+each participant belongs to), ``adjustments`` (manual adjustments). Every function runs on
+the connection (and in the transaction) it is given."""
 
 from services.rewards.repository import (
+    adjustments,
     conversions,
     locks,
     participants,
@@ -14,4 +15,4 @@ from services.rewards.repository import (
     rewards,
 )
 
-__all__ = ["conversions", "locks", "participants", "payouts", "programs", "rewards"]
+__all__ = ["adjustments", "conversions", "locks", "participants", "payouts", "programs", "rewards"]

@@ -179,3 +179,16 @@ async def replace_referee(
         hashed,
         clear,
     )
+
+
+async def revenue(conn: Executor, program_id: UUID) -> list[asyncpg.Record]:
+    """Per variant and currency: the conversions rewarded and not fully refunded, and their
+    amounts net of partial refunds."""
+    return await conn.fetch(
+        "SELECT c.variant, c.currency, count(*) AS conversions, "
+        "sum(greatest(0, c.amount - coalesce(r.refunded, 0))) AS revenue "
+        "FROM conversions c LEFT JOIN (SELECT conversion_id, sum(refunded_amount) AS refunded "
+        "FROM reversals WHERE NOT full_reversal GROUP BY conversion_id) r USING (conversion_id) "
+        "WHERE c.program_id = $1 AND c.status = 'rewarded' GROUP BY c.variant, c.currency",
+        program_id,
+    )

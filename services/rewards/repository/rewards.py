@@ -272,19 +272,27 @@ async def schedule_retry(
 
 _PUBLIC_COLUMNS = (
     "id, conversion_id, rule, side, amount, requested_amount, unit, perk, status, "
-    "program_version, variant, fulfilment, coupon_code, available_at, issued_at, failure_reason"
+    "program_version, variant, fulfilment, coupon_code, available_at, issued_at, "
+    "failure_reason, reversed_at"
 )
 
 
 async def of_participant(
-    conn: Executor, program_id: UUID, participant_id: UUID
+    conn: Executor, program_id: UUID, participant_id: UUID, customer_hash: str | None = None
 ) -> list[asyncpg.Record]:
-    """A participant's rewards as a referrer (what the API shows of them), oldest first."""
+    """A participant's rewards (what the API shows of them), oldest first: as a referrer, and
+    as the referee of someone else's referral when their customer id's hash is known (the
+    referee's id is in clear, or ``erased:<sha256>`` once that referrer was erased)."""
     return await conn.fetch(
-        f"SELECT {_PUBLIC_COLUMNS} FROM rewards "
-        "WHERE program_id = $1 AND side = 'referrer' AND recipient = $2 ORDER BY created_at, rule",
+        f"SELECT {_PUBLIC_COLUMNS}, created_at FROM rewards "
+        "WHERE program_id = $1 AND side = 'referrer' AND recipient = $2 "
+        f"UNION ALL SELECT {_PUBLIC_COLUMNS}, created_at FROM rewards "
+        "WHERE program_id = $1 AND side = 'referee' AND $3::text IS NOT NULL "
+        "AND (rewards_customer_hash(recipient) = $3 OR recipient = 'erased:' || $3) "
+        "ORDER BY created_at, rule, side",
         program_id,
         str(participant_id),
+        customer_hash,
     )
 
 

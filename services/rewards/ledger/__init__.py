@@ -80,12 +80,14 @@ async def post(
     amount: int,
     unit: str,
     redemption_id: UUID | None = None,
+    adjustment_id: UUID | None = None,
+    actor: str | None = None,
 ) -> int:
     """Debit one account and credit another by ``amount``. Unique per (reward, kind).
     One statement, so one round trip."""
     entry_id: int = await conn.fetchval(
-        "WITH e AS (INSERT INTO ledger_entries (reward_id, kind, redemption_id) "
-        "VALUES ($1, $2, $3) RETURNING id), "
+        "WITH e AS (INSERT INTO ledger_entries (reward_id, kind, redemption_id, adjustment_id, "
+        "actor) VALUES ($1, $2, $3, $8, $9) RETURNING id), "
         "p AS (INSERT INTO ledger_postings (entry_id, account, unit, amount) "
         "SELECT e.id, v.account, $6, v.amount FROM e, "
         "(VALUES ($4::text, $7::bigint), ($5::text, -$7::bigint)) AS v (account, amount)) "
@@ -97,6 +99,8 @@ async def post(
         credit,
         unit,
         amount,
+        adjustment_id,
+        actor,
     )
     return entry_id
 
@@ -201,6 +205,48 @@ async def redeem(
     )
 
 
+async def adjust(
+    conn: asyncpg.Connection,
+    adjustment_id: UUID,
+    program_id: UUID,
+    participant_id: UUID,
+    amount: int,
+    unit: str,
+    actor: str,
+) -> None:
+    """An operator's manual adjustment: program → participant when ``amount`` is positive
+    (goodwill, a correction up), participant → program when negative (a correction down).
+    The acting key is recorded on the entry."""
+    holder = recipient_account(program_id, "referrer", str(participant_id))
+    program = program_account(program_id)
+    debit, credit = (program, holder) if amount > 0 else (holder, program)
+    await post(
+        conn,
+        reward_id=None,
+        adjustment_id=adjustment_id,
+        actor=actor,
+        kind="adjustment",
+        debit=debit,
+        credit=credit,
+        amount=abs(amount),
+        unit=unit,
+    )
+
+
+async def reversal_kinds(
+    conn: asyncpg.Connection | asyncpg.Pool, reward_ids: list[UUID]
+) -> dict[UUID, str]:
+    """How each reward was taken back in full: ``clawed_back`` when an entry took it from
+    the recipient, else ``cancelled`` (a reversed reward without such an entry never reached
+    them). Only rewards with a ``cancel`` or ``clawback`` entry are listed."""
+    rows = await conn.fetch(
+        "SELECT reward_id, bool_or(kind = 'clawback') AS clawed FROM ledger_entries "
+        "WHERE reward_id = ANY($1::uuid[]) AND kind IN ('cancel', 'clawback') GROUP BY reward_id",
+        reward_ids,
+    )
+    return {r["reward_id"]: "clawed_back" if r["clawed"] else "cancelled" for r in rows}
+
+
 async def _post_reward(
     conn: asyncpg.Connection,
     reward: Reward,
@@ -234,6 +280,19 @@ async def participant_balances(
     """What a participant holds, and what they have on hold (non-zero units only), per unit."""
     held_now = await balances(conn, recipient_account(program_id, "referrer", str(participant_id)))
     pending = await balances(conn, pending_account(program_id, "referrer", str(participant_id)))
+    return held_now, {u: v for u, v in pending.items() if v}
+
+
+async def referee_balances(
+    conn: asyncpg.Connection | asyncpg.Pool, program_id: UUID, customer_hash: str | None
+) -> tuple[dict[str, int], dict[str, int]]:
+    """What a participant holds and has on hold as someone's referee (by the hash of their
+    customer id; nothing when it is not known)."""
+    if customer_hash is None:
+        return {}, {}
+    hashed = ERASED_PREFIX + customer_hash  # the ledger's own name for a hashed referee
+    held_now = await balances(conn, recipient_account(program_id, "referee", hashed))
+    pending = await balances(conn, pending_account(program_id, "referee", hashed))
     return held_now, {u: v for u, v in pending.items() if v}
 
 
