@@ -12,6 +12,7 @@ from uuid import UUID
 
 import asyncpg
 
+from services.attribution import held
 from services.attribution.events import converted_outbox_row, enqueue_reversed
 from services.attribution.models import ConversionIn, RefundIn
 from services.attribution.policy import qualify
@@ -44,6 +45,9 @@ async def track_conversion(
         raise Problem(
             422, "unknown-customer", "No signup was tracked for this customer", field="customer_id"
         )
+    if signup_row["status"] == "pending":
+        # Kept as received and applied once the signup is decided (pending.py).
+        return await held.hold_conversion(conn, program_id, signup_row, body, now)
     if signup_row["status"] == "unattributed":
         raise Problem(
             422,
@@ -125,6 +129,10 @@ async def track_refund(
 ) -> tuple[int, dict[str, Any]]:
     conversion_row = await referrals.conversion_of_order(conn, program_id, body.order_id, lock=True)
     if conversion_row is None:
+        # A refund of a purchase held with its pending signup waits with it.
+        held_answer = await held.hold_refund(conn, program_id, body, now)
+        if held_answer is not None:
+            return held_answer
         raise Problem(
             422, "unknown-order", "No conversion was tracked for this order", field="order_id"
         )

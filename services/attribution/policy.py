@@ -26,6 +26,27 @@ class Decision:
     reason: str
 
 
+# Reasons that mean "not known yet": the signup waits for what it names (pending).
+WAITING_FOR = {"unknown_click": "click", "unknown_code": "code"}
+# What a pending signup is given up with when it waited too long, by what it waited for.
+NEVER_ARRIVED = {"click": "click_never_arrived", "code": "code_never_arrived"}
+# How far ahead of our clock a caller's occurred_at may be (their clock may run fast).
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def check_occurred_at(
+    occurred_at: datetime | None, now: datetime, max_age: timedelta
+) -> str | None:
+    """Why ``occurred_at`` is refused, or None when it is acceptable (None means now)."""
+    if occurred_at is None:
+        return None
+    if occurred_at > now + CLOCK_SKEW:
+        return f"occurred_at is in the future (more than {CLOCK_SKEW} ahead of the server)"
+    if occurred_at < now - max_age:
+        return f"occurred_at is older than the maximum age ({max_age})"
+    return None
+
+
 def attribute_click(
     click: Click | None, *, program_id: UUID, signed_up_at: datetime, window_days: int
 ) -> Decision:
