@@ -228,6 +228,10 @@ class FunnelOut(BaseModel):
     unattributed: dict[str, int] = Field(
         description="Program-wide only: signups not attributed, by reason"
     )
+    pending: int = Field(
+        default=0,
+        description="Program-wide only: signups waiting for the click or code they name",
+    )
 
 
 class ClickOut(BaseModel):

@@ -122,6 +122,7 @@ async def funnel(
         conversions=found.conversions,
         rejections=found.rejections,
         unattributed=found.unattributed,
+        pending=found.pending,
     )
 
 
