@@ -57,6 +57,20 @@ _REFERRAL = upsert_sql(
         "reject_rules": "union",
     },
 )
+_PENDING = upsert_sql(
+    "rm_pending_referrals",
+    ("referral_id",),
+    {
+        "program_id": "first",
+        "waiting_for": "first",
+        "referral_code": "first",
+        "signed_up_at": "earliest",
+        "received_at": "earliest",
+        "resolved_at": "earliest",
+        "resolution": "first",
+        "referrer_id": "first",
+    },
+)
 _CONVERSION = upsert_sql(
     "rm_conversions",
     ("conversion_id",),
@@ -176,6 +190,12 @@ async def upsert_referral(
     conn: asyncpg.Connection, referral_id: UUID, facts: dict[str, Any]
 ) -> None:
     await conn.execute(_REFERRAL, referral_id, *(facts.get(c) for c in _REFERRAL_COLUMNS))
+
+
+async def upsert_pending(conn: asyncpg.Connection, *values: Any) -> None:
+    """(referral, program, waiting_for, code, signed_up_at, received_at, resolved_at,
+    resolution, referrer)."""
+    await conn.execute(_PENDING, *values)
 
 
 async def upsert_conversion(
