@@ -133,6 +133,11 @@ async def track_refund(
         held_answer = await held.hold_refund(conn, program_id, body, now)
         if held_answer is not None:
             return held_answer
+        # The signup may have been decided meanwhile, its purchase applied.
+        conversion_row = await referrals.conversion_of_order(
+            conn, program_id, body.order_id, lock=True
+        )
+    if conversion_row is None:
         raise Problem(
             422, "unknown-order", "No conversion was tracked for this order", field="order_id"
         )

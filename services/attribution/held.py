@@ -11,6 +11,7 @@ import asyncpg
 
 from services.attribution.models import ConversionIn, HeldOut, RefundIn
 from services.attribution.repository import pending
+from shared.http.problems import Problem
 
 
 def _held_out(row: Any, customer_id: str) -> dict[str, Any]:
@@ -42,6 +43,13 @@ async def hold_conversion(
         body=body.model_dump(mode="json"),
         received_at=now,
     )
+    if row["signup_id"] != signup["id"]:
+        raise Problem(
+            409,
+            "order-already-tracked",
+            "This order id was tracked for another customer",
+            field="order_id",
+        )
     return 202, _held_out(row, signup["customer_id"])
 
 
@@ -49,9 +57,10 @@ async def hold_refund(
     conn: asyncpg.Connection, program_id: UUID, body: RefundIn, now: datetime
 ) -> tuple[int, dict[str, Any]] | None:
     """202 when the refunded order is a held purchase (the refund waits with it); None when
-    no held purchase has this order id."""
+    no held purchase has this order id, or its signup was decided meanwhile (its purchase is
+    applied by the time this returns: the caller reads the order again)."""
     purchase = await pending.held_conversion_of_order(conn, program_id, body.order_id)
-    if purchase is None:
+    if purchase is None or not await pending.still_pending(conn, purchase["signup_id"]):
         return None
     row = await pending.hold(
         conn,

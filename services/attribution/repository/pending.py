@@ -77,6 +77,13 @@ async def set_decided(conn: asyncpg.Connection, signup: dict[str, Any]) -> bool:
     return bool(done)
 
 
+async def still_pending(conn: asyncpg.Connection, signup_id: UUID) -> bool:
+    """Lock the signup and tell whether it is still pending (a decision in flight is waited
+    for, so nothing can be held after its held calls were applied)."""
+    status = await conn.fetchval("SELECT status FROM signups WHERE id = $1 FOR UPDATE", signup_id)
+    return bool(status == "pending")
+
+
 # Held purchases and refunds.
 
 
