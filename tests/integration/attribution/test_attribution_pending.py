@@ -46,6 +46,8 @@ async def test_a_signup_before_its_click_waits_and_is_decided_when_the_click_arr
     assert polled.status_code == 200 and polled.json()["status"] == "pending"
     resent = await tracking.post("signups", body)
     assert resent.status_code == 200 and resent.json()["status"] == "pending"
+    listed = (await tracking.get("referrals", status="pending")).json()["items"]
+    assert [i["referral_id"] for i in listed] == [waiting["signup_id"]]
     assert await tracking.events("referral.signed_up") == []
 
     await apply(tracking.pool, click)
