@@ -335,9 +335,10 @@ async def _clicks(
 
 
 async def _wait_attribution_knows(stack: Stack, codes: list[str], timeout_s: float = 300) -> None:
-    """Until the program's key and codes reached attribution by events: a signup naming a code
-    attribution has not heard of is decided at once as unattributed (`unknown_code`), so the
-    journeys start only then (a loaded machine takes more than the second bench/chaos.py waits)."""
+    """Until the program's key and codes reached attribution by events: the key is refused
+    before, and a signup naming a code attribution has not heard of waits (pending) for the
+    enrolment, so the journeys start only then (a loaded machine takes more than the second
+    bench/chaos.py waits)."""
     db = await asyncpg.connect(database_url_for(stack.server_url, "attribution"))
     try:
         deadline = time.monotonic() + timeout_s

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -13,6 +14,7 @@ from services.attribution.models import (
     ClickOut,
     ConversionIn,
     ConversionOut,
+    HeldOut,
     RefundIn,
     RefundOut,
     SignupIn,
@@ -20,9 +22,9 @@ from services.attribution.models import (
 )
 from services.attribution.occurred import TimeBounds
 from services.attribution.pii import Hasher
-from services.attribution.reporting import click
+from services.attribution.reporting import click, signup_state
 from services.attribution.settings import DEV_PII_HASH_KEY, AttributionSettings
-from services.attribution.signups import track_signup
+from services.attribution.signups import SignupLimits, track_signup
 from shared.http.auth import require_program_key
 from shared.http.idempotency import run_idempotent
 from shared.http.openapi import problem_responses
@@ -41,28 +43,77 @@ def hasher_of(request: Request) -> Hasher:
     return Hasher(key.get_secret_value() if key else DEV_PII_HASH_KEY)
 
 
-@router.post("/signups", status_code=201, response_model=SignupOut)
+def limits_of(request: Request) -> SignupLimits:
+    settings = runtime_of(request).settings
+    assert isinstance(settings, AttributionSettings)
+    return SignupLimits(
+        bounds=settings.signup_time_bounds(),
+        pending_limit=timedelta(seconds=settings.pending_signup_limit_s),
+    )
+
+
+_PENDING = {
+    202: {
+        "model": SignupOut,
+        "description": "Pending: the click or code it names has not reached attribution yet. "
+        "Poll the Location (GET /v1/signups/{id}); it is decided when that arrives, or "
+        "given up after PENDING_SIGNUP_LIMIT_S.",
+    },
+    200: {"model": SignupOut, "description": "The customer is known: its current state"},
+}
+
+
+@router.post(
+    "/signups",
+    status_code=201,
+    response_model=SignupOut,
+    responses={**_PENDING, **problem_responses(422)},
+)
 async def signup(
     body: SignupIn,
     request: Request,
     program_id: UUID = Depends(require_program_key),
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
 ) -> Any:
-    """Record a referee's signup, attribute it and run the fraud rules. An unknown or expired
-    click is recorded, not attributed (``attributed: false`` with the ``reason``): not an
-    error. The same customer again answers 200 with the first result."""
+    """Record a referee's signup, attribute it and run the fraud rules (those in force at its
+    ``occurred_at``). An expired or other-program click is recorded, not attributed
+    (``attributed: false`` with the ``reason``): not an error. A click or code attribution
+    has not heard of yet answers 202 ``pending``. The same customer again answers 200 with
+    its current state. ``Location`` names the signup."""
     hasher = hasher_of(request)
-    return await run_idempotent(
+    limits = limits_of(request)
+    response = await run_idempotent(
         runtime_of(request).pool,
         scope=f"signups:{program_id}",
         key=idempotency_key,
         body=body.model_dump(mode="json"),
-        effect=lambda conn: track_signup(conn, program_id, body, hasher, datetime.now(UTC)),
+        effect=lambda conn: track_signup(conn, program_id, body, hasher, datetime.now(UTC), limits),
     )
+    response.headers["Location"] = f"/v1/signups/{json.loads(response.body)['signup_id']}"
+    return response
+
+
+@router.get("/signups/{signup_id}", response_model=SignupOut, responses=problem_responses(404))
+async def get_signup(
+    signup_id: UUID, request: Request, program_id: UUID = Depends(require_program_key)
+) -> Any:
+    """A signup's current state: poll it while ``pending``."""
+    return await signup_state(runtime_of(request).pool, program_id, signup_id)
+
+
+_HELD = {
+    202: {
+        "model": HeldOut,
+        "description": "The customer's signup is pending: stored, applied once it is decided",
+    }
+}
 
 
 @router.post(
-    "/conversions", status_code=201, response_model=ConversionOut, responses=problem_responses(409)
+    "/conversions",
+    status_code=201,
+    response_model=ConversionOut,
+    responses={**problem_responses(409), **_HELD},
 )
 async def conversion(
     body: ConversionIn,
@@ -84,7 +135,10 @@ async def conversion(
 
 
 @router.post(
-    "/refunds", status_code=201, response_model=RefundOut, responses=problem_responses(409)
+    "/refunds",
+    status_code=201,
+    response_model=RefundOut,
+    responses={**problem_responses(409), **_HELD},
 )
 async def refund(
     body: RefundIn,

@@ -13,6 +13,7 @@ from uuid import UUID
 
 import asyncpg
 
+from services.attribution import held
 from services.attribution.events import converted_outbox_row, enqueue_reversed
 from services.attribution.models import ConversionIn, RefundIn
 from services.attribution.occurred import TimeBounds, not_before, occurred_at
@@ -60,6 +61,9 @@ async def track_conversion(
         raise Problem(
             422, "unknown-customer", "No signup was tracked for this customer", field="customer_id"
         )
+    if signup_row["status"] == "pending":
+        # Kept as received and applied once the signup is decided (pending.py).
+        return await held.hold_conversion(conn, program_id, signup_row, body, now)
     if signup_row["status"] == "unattributed":
         raise Problem(
             422,
@@ -172,6 +176,15 @@ async def track_refund(
     """``now`` is when the refund was received; it happened at ``body.occurred_at``."""
     refunded_at = occurred_at(body.occurred_at, now, bounds)
     conversion_row = await referrals.conversion_of_order(conn, program_id, body.order_id, lock=True)
+    if conversion_row is None:
+        # A refund of a purchase held with its pending signup waits with it.
+        held_answer = await held.hold_refund(conn, program_id, body, now)
+        if held_answer is not None:
+            return held_answer
+        # The signup may have been decided meanwhile, its purchase applied.
+        conversion_row = await referrals.conversion_of_order(
+            conn, program_id, body.order_id, lock=True
+        )
     if conversion_row is None:
         raise Problem(
             422, "unknown-order", "No conversion was tracked for this order", field="order_id"

@@ -11,6 +11,7 @@ import asyncpg
 from shared.contracts import (
     ReferralConverted,
     ReferralFlagged,
+    ReferralPending,
     ReferralRejected,
     ReferralReversed,
     ReferralSignedUp,
@@ -34,6 +35,37 @@ async def enqueue_signed_up(
             click_id=signup["click_id"],
             signed_up_at=signup["signed_up_at"],
             variant=variant,
+        ),
+        source=SOURCE,
+    )
+
+
+async def enqueue_pending(
+    conn: asyncpg.Connection,
+    signup: dict[str, Any],
+    waiting_for: str,
+    expires_at: datetime,
+    *,
+    resolved: bool = False,
+) -> None:
+    """``referral.pending``: the signup waits for its click or code, or (``resolved``) what
+    became of it. Written once each: on receipt and in the one transition out of pending."""
+    await enqueue(
+        conn,
+        ReferralPending(
+            referral_id=signup["id"],
+            program_id=signup["program_id"],
+            referee_customer_id=signup["customer_id"],
+            waiting_for=waiting_for,
+            click_id=signup["click_id"],
+            referral_code=signup["referral_code"] if signup["click_id"] is None else None,
+            signed_up_at=signup["signed_up_at"],
+            received_at=signup["received_at"],
+            expires_at=expires_at,
+            resolved_at=signup["decided_at"] if resolved else None,
+            status=signup["status"] if resolved else "pending",
+            reason=signup["reason"] if resolved else None,
+            referrer_id=signup["candidate_referrer_id"] if resolved else None,
         ),
         source=SOURCE,
     )

@@ -32,6 +32,8 @@ class SignupFacts:
     referrer_external_user_id: str | None = None
     email_hash: str | None = None
     email_domain: str | None = None  # the domain only, to look it up in the disposable list
+    # Judged on receipt when the domain is no longer at hand (a signup decided late).
+    email_disposable: bool = False
     referrer_email_hash: str | None = None
     ip_hash: str | None = None
     device_hash: str | None = None
@@ -90,7 +92,9 @@ def self_referral(facts: SignupFacts, _: Rule) -> tuple[str, dict[str, Any]] | N
 
 
 def disposable_email(facts: SignupFacts, _: Rule) -> tuple[str, dict[str, Any]] | None:
-    if facts.email_domain is None or not is_disposable(facts.email_domain):
+    if not facts.email_disposable and (
+        facts.email_domain is None or not is_disposable(facts.email_domain)
+    ):
         return None
     return "disposable email domain", {"email_hash": facts.email_hash}
 

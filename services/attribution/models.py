@@ -9,14 +9,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from babel.numbers import list_currencies
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    model_validator,
-)
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shared.contracts.base import MinorUnits
 
@@ -76,6 +69,12 @@ class SignupIn(BaseModel):
     # The company says this person is already its customer: not referable (if the program
     # excludes existing customers).
     existing_customer: bool = False
+    occurred_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the signup happened (default: when received); windows and rules "
+        "are those in force then. At most 5 minutes ahead of our clock and 30 days old "
+        "(SIGNUP_MAX_AGE_S).",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> SignupIn:
@@ -99,7 +98,7 @@ class DecisionOut(BaseModel):
     decided_at: datetime
 
 
-Status = Literal["unattributed", "active", "flagged", "rejected"]
+Status = Literal["pending", "unattributed", "active", "flagged", "rejected"]
 
 
 class SignupOut(BaseModel):
@@ -109,10 +108,30 @@ class SignupOut(BaseModel):
     referrer_id: UUID | None
     reason: str = Field(description="Why the signup was or was not attributed")
     status: Status = Field(
-        description="unattributed; active (referral counts); flagged (held for review); "
-        "rejected (by a fraud rule or a reviewer)"
+        description="pending (the click or code it names has not reached attribution yet: "
+        "poll the Location); unattributed; active (referral counts); flagged (held for "
+        "review); rejected (by a fraud rule or a reviewer)"
     )
     rules: list[RuleOut] = Field(default=[], description="Fraud rules that fired")
+    occurred_at: datetime = Field(description="When the signup happened")
+    received_at: datetime = Field(description="When attribution received it")
+    decided_at: datetime | None = Field(description="When it was decided (null while pending)")
+    pending_until: datetime | None = Field(
+        description="While pending: when it is given up if the click or code never arrives"
+    )
+
+
+class HeldOut(BaseModel):
+    """A conversion or refund of a customer whose signup is pending: stored, applied once
+    the signup is decided."""
+
+    status: Literal["pending"] = "pending"
+    kind: Literal["conversion", "refund"]
+    signup_id: UUID
+    customer_id: str
+    order_id: str
+    refund_id: str | None = None
+    received_at: datetime
 
 
 class ConversionIn(BaseModel):
@@ -221,6 +240,10 @@ class FunnelOut(BaseModel):
     rejections: dict[str, int] = Field(description="Rejected referrals by rule (or 'review')")
     unattributed: dict[str, int] = Field(
         description="Program-wide only: signups not attributed, by reason"
+    )
+    pending: int = Field(
+        default=0,
+        description="Program-wide only: signups waiting for the click or code they name",
     )
 
 

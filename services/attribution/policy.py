@@ -26,6 +26,12 @@ class Decision:
     reason: str
 
 
+# Reasons that mean "not known yet": the signup waits for what it names (pending).
+WAITING_FOR = {"unknown_click": "click", "unknown_code": "code"}
+# What a pending signup is given up with when it waited too long, by what it waited for.
+NEVER_ARRIVED = {"click": "click_never_arrived", "code": "code_never_arrived"}
+
+
 def attribute_click(
     click: Click | None, *, program_id: UUID, signed_up_at: datetime, window_days: int
 ) -> Decision:

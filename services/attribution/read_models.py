@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from services.attribution import pending
 from services.attribution.pii import Hasher
 from services.attribution.repository import inputs, referrals
 from shared.contracts import ParticipantEnrolled, ParticipantErased, ProgramPublished
@@ -42,6 +43,8 @@ def participant_handlers(hasher: Hasher) -> dict[str, Handler]:
             hasher.email(event.email),
             event.variant,
         )
+        # Signups that typed this code before the enrolment reached us are decided now.
+        await pending.on_code(conn, event.program_id, event.code)
 
     async def on_participant_erased(
         conn: asyncpg.Connection, event: ParticipantErased, _: Envelope

@@ -12,6 +12,7 @@ import asyncpg
 
 from services.attribution.models import ClickOut, FunnelOut, ReferralOut
 from services.attribution.repository import counts, inputs, referrals
+from services.attribution.signups import signup_out
 from shared.http.problems import Problem
 
 
@@ -122,4 +123,16 @@ async def funnel(
         conversions=found.conversions,
         rejections=found.rejections,
         unattributed=found.unattributed,
+        pending=found.pending,
     )
+
+
+async def signup_state(pool: asyncpg.Pool, program_id: UUID, signup_id: UUID) -> dict[str, Any]:
+    """A signup as the tracking API answers it (pending or decided)."""
+    async with pool.acquire() as conn:
+        row = await referrals.signup_in_program(conn, program_id, signup_id)
+        if row is None:
+            raise Problem(
+                404, "signup-not-found", "No such signup in this program", field="signup_id"
+            )
+        return await signup_out(conn, row)

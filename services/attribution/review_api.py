@@ -42,7 +42,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
 async def list_referrals(
     request: Request,
     program_id: UUID = Depends(require_program_key),
-    status: str = Query(default="flagged", pattern="^(unattributed|active|flagged|rejected)$"),
+    status: str = Query(
+        default="flagged", pattern="^(pending|unattributed|active|flagged|rejected)$"
+    ),
     cursor: str | None = None,
     limit: int = Query(default=50, ge=1, le=200),
 ) -> Any:

@@ -11,6 +11,7 @@ from shared.contracts.programs import ProgramPublished
 from shared.contracts.referrals import (
     ReferralConverted,
     ReferralFlagged,
+    ReferralPending,
     ReferralRejected,
     ReferralReversed,
     ReferralSignedUp,
@@ -32,6 +33,7 @@ EVENTS: tuple[type[Event], ...] = (
     LinkClicked,
     LinkShared,
     ReferralSignedUp,
+    ReferralPending,
     ReferralConverted,
     ReferralFlagged,
     ReferralRejected,
@@ -65,6 +67,7 @@ __all__ = [
     "ProgramPublished",
     "ReferralConverted",
     "ReferralFlagged",
+    "ReferralPending",
     "ReferralRejected",
     "ReferralReversed",
     "ReferralSignedUp",

@@ -26,6 +26,7 @@ PRODUCERS = {
     "link.clicked": "links",
     "link.shared": "links",
     "referral.signed_up": "attribution",
+    "referral.pending": "attribution",
     "referral.converted": "attribution",
     "referral.flagged": "attribution",
     "referral.rejected": "attribution",

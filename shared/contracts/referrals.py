@@ -4,7 +4,7 @@ everything about one referrer is processed in order by one consumer."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,6 +28,40 @@ class ReferralSignedUp(Event):
     def key(self) -> str:
         """The referrer (participant) id: one referrer's events stay in order."""
         return str(self.referrer_id)
+
+    def subject(self) -> str:
+        return f"referral/{self.referral_id}"
+
+
+class ReferralPending(Event):
+    """A signup that names a click or a referral code attribution has not heard of yet: it
+    waits (``resolved_at`` null) and is decided when the click or the enrolment arrives, or
+    given up at ``expires_at``. The same topic carries its resolution (``resolved_at`` set,
+    ``status`` the decision); an attributed resolution is also ``referral.signed_up``,
+    ``referral.flagged`` or ``referral.rejected`` as usual. Keyed by the referral id: the
+    referrer is what is not known yet."""
+
+    TOPIC: ClassVar[str] = "referral.pending"
+    TYPE: ClassVar[str] = "referral.pending.v1"
+
+    referral_id: UUID
+    program_id: UUID
+    referee_customer_id: str
+    waiting_for: Literal["click", "code"]
+    click_id: UUID | None = None
+    referral_code: str | None = None
+    signed_up_at: datetime
+    received_at: datetime
+    expires_at: datetime
+    # Set on the resolution only.
+    resolved_at: datetime | None = None
+    status: Literal["pending", "unattributed", "active", "flagged", "rejected"] = "pending"
+    reason: str | None = None
+    referrer_id: UUID | None = None
+
+    def key(self) -> str:
+        """The referral id: a pending signup and its resolution stay in order."""
+        return str(self.referral_id)
 
     def subject(self) -> str:
         return f"referral/{self.referral_id}"

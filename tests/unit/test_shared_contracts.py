@@ -24,6 +24,7 @@ from shared.contracts import (
     ProgramPublished,
     ReferralConverted,
     ReferralFlagged,
+    ReferralPending,
     ReferralRejected,
     ReferralReversed,
     ReferralSignedUp,
@@ -121,6 +122,16 @@ EXAMPLES: dict[type[Event], Event] = {
         rules=[RuleOutcome(rule="same_ip", action="flag")],
         flagged_at=NOW,
     ),
+    ReferralPending: ReferralPending(
+        referral_id=REFERRAL,
+        program_id=PROGRAM,
+        referee_customer_id="cust-9",
+        waiting_for="click",
+        click_id=CLICK,
+        signed_up_at=NOW,
+        received_at=NOW,
+        expires_at=NOW,
+    ),
     ReferralRejected: ReferralRejected(
         referral_id=REFERRAL,
         program_id=PROGRAM,
@@ -206,11 +217,24 @@ def test_key_is_a_non_empty_string(event: type[Event]) -> None:
 
 @pytest.mark.parametrize(
     "event",
-    [e for e in EVENTS if e.TOPIC.startswith(("referral.", "reward."))],
+    # A pending signup's referrer is what is not known yet: it is keyed by the referral.
+    [
+        e
+        for e in EVENTS
+        if e.TOPIC.startswith(("referral.", "reward.")) and e is not ReferralPending
+    ],
     ids=lambda e: e.__name__,
 )
 def test_referral_and_reward_events_are_keyed_by_the_referrer(event: type[Event]) -> None:
     assert EXAMPLES[event].key() == str(REFERRER)
+
+
+def test_a_pending_referral_and_its_resolution_share_the_referral_key() -> None:
+    waiting = EXAMPLES[ReferralPending]
+    resolved = waiting.model_copy(
+        update={"resolved_at": NOW, "status": "active", "referrer_id": REFERRER}
+    )
+    assert waiting.key() == resolved.key() == str(REFERRAL)
 
 
 def test_there_are_referral_and_reward_events_to_check() -> None:

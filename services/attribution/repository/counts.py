@@ -37,6 +37,7 @@ class FunnelCounts:
     conversions: int
     rejections: dict[str, int]
     unattributed: dict[str, int]
+    pending: int = 0
 
 
 async def funnel_counts(
@@ -85,10 +86,11 @@ async def funnel_counts(
     )
     unattributed = []
     if participant_id is None:
+        # Pending signups are counted under "pending" (their referrer is not known yet).
         unattributed = await conn.fetch(
-            "SELECT reason, count(*) AS n FROM signups WHERE program_id = $1 "
-            "AND status = 'unattributed' AND signed_up_at >= $2 AND signed_up_at < $3 "
-            "GROUP BY reason",
+            "SELECT status, reason, count(*) AS n FROM signups WHERE program_id = $1 "
+            "AND status IN ('unattributed', 'pending') AND signed_up_at >= $2 "
+            "AND signed_up_at < $3 GROUP BY status, reason",
             program_id,
             start,
             end,
@@ -101,5 +103,6 @@ async def funnel_counts(
         flagged=signups["flagged"],
         conversions=conversions,
         rejections={r["reason"]: r["n"] for r in rejections},
-        unattributed={r["reason"]: r["n"] for r in unattributed},
+        unattributed={r["reason"]: r["n"] for r in unattributed if r["status"] != "pending"},
+        pending=sum(r["n"] for r in unattributed if r["status"] == "pending"),
     )

@@ -32,26 +32,32 @@ async def velocity_counts(
     program_id: UUID,
     referrer_id: UUID,
     ip_hash: str | None,
-    now: datetime,
+    at: datetime,
+    own_id: UUID,
 ) -> tuple[int, int, int]:
-    """Earlier signups for this referrer in the last hour and day, and from this IP in a day."""
+    """Other signups for this referrer in the hour and the day before ``at`` (the signup's
+    own time, so a signup decided late is counted as of then), and from this IP in a day."""
     row = await conn.fetchrow(
         "SELECT count(*) FILTER (WHERE signed_up_at > $3::timestamptz - interval '1 hour') "
         "AS hour, "
         "count(*) AS day FROM signups WHERE candidate_referrer_id = $2 AND program_id = $1 "
-        "AND signed_up_at > $3::timestamptz - interval '1 day'",
+        "AND signed_up_at > $3::timestamptz - interval '1 day' AND signed_up_at <= $3 "
+        "AND id <> $4",
         program_id,
         referrer_id,
-        now,
+        at,
+        own_id,
     )
     ip_day = 0
     if ip_hash is not None:
         ip_day = await conn.fetchval(
             "SELECT count(*) FROM signups WHERE program_id = $1 AND ip_hash = $2 "
-            "AND signed_up_at > $3",
+            "AND signed_up_at > $3 AND signed_up_at <= $4 AND id <> $5",
             program_id,
             ip_hash,
-            now - timedelta(days=1),
+            at - timedelta(days=1),
+            at,
+            own_id,
         )
     return row["hour"], row["day"], ip_day
 
@@ -74,6 +80,11 @@ _SIGNUP_COLUMNS = (
     "user_agent_hash",
     "existing_customer",
     "program_version",
+    "received_at",
+    "decided_at",
+    "referral_code",
+    "email_disposable",
+    "pending_until",
 )
 
 

@@ -90,6 +90,11 @@ class Scoreboard(_Out):
     clicks: int
     unique_clicks: int
     signups: int
+    pending_signups: int = Field(
+        default=0,
+        description="Friends who signed up with your code and wait for attribution to "
+        "know it (decided within minutes, normally)",
+    )
     conversions: int
     friends: list[FriendRow]
     rewards: list[RewardSums]
@@ -140,6 +145,11 @@ class ProgramAnalytics(_Out):
     funnel: list[FunnelStage]
     rejections_by_reason: dict[str, int]
     flagged: int
+    pending_signups: int = Field(
+        default=0,
+        description="Signups in the range still waiting for the click or code they name "
+        "(not in the funnel until decided)",
+    )
     daily: list[DailyPoint]
     reward_cost: dict[str, int] = Field(description="Per unit: issued minus reversed")
     cost_per_acquired_customer: dict[str, float] = Field(

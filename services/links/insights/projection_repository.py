@@ -57,6 +57,20 @@ _REFERRAL = upsert_sql(
         "reject_rules": "union",
     },
 )
+_PENDING = upsert_sql(
+    "rm_pending_referrals",
+    ("referral_id",),
+    {
+        "program_id": "first",
+        "waiting_for": "first",
+        "referral_code": "first",
+        "signed_up_at": "earliest",
+        "received_at": "earliest",
+        "resolved_at": "earliest",
+        "resolution": "first",
+        "referrer_id": "first",
+    },
+)
 _CONVERSION = upsert_sql(
     "rm_conversions",
     ("conversion_id",),
@@ -193,6 +207,12 @@ async def insert_rules(
     if rules:
         columns = [list(c) for c in zip(*rules, strict=True)]
         await conn.execute(_RULES, referral_id, decision, *columns)
+
+
+async def upsert_pending(conn: asyncpg.Connection, *values: Any) -> None:
+    """(referral, program, waiting_for, code, signed_up_at, received_at, resolved_at,
+    resolution, referrer)."""
+    await conn.execute(_PENDING, *values)
 
 
 async def upsert_conversion(

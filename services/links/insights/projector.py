@@ -27,6 +27,7 @@ from shared.contracts import (
     ParticipantErased,
     ReferralConverted,
     ReferralFlagged,
+    ReferralPending,
     ReferralRejected,
     ReferralReversed,
     ReferralSignedUp,
@@ -106,6 +107,22 @@ async def on_signed_up(conn: asyncpg.Connection, ev: ReferralSignedUp, _: Envelo
         referee_customer_id=ev.referee_customer_id,
         variant=ev.variant,
         signed_up_at=ev.signed_up_at,
+    )
+
+
+async def on_pending(conn: asyncpg.Connection, ev: ReferralPending, _: Envelope) -> None:
+    """A signup waiting for its click or code, or (``resolved_at`` set) what became of it."""
+    await rm.upsert_pending(
+        conn,
+        ev.referral_id,
+        ev.program_id,
+        ev.waiting_for,
+        ev.referral_code,
+        ev.signed_up_at,
+        ev.received_at,
+        ev.resolved_at,
+        ev.status if ev.resolved_at else None,
+        ev.referrer_id,
     )
 
 
@@ -269,6 +286,7 @@ HANDLERS: dict[str, Handler] = {
     ParticipantErased.TOPIC: on_erased,
     LinkShared.TOPIC: on_shared,
     ReferralSignedUp.TOPIC: on_signed_up,
+    ReferralPending.TOPIC: on_pending,
     ReferralConverted.TOPIC: on_converted,
     ReferralFlagged.TOPIC: on_flagged,
     ReferralRejected.TOPIC: on_rejected,

@@ -56,6 +56,7 @@ async def program_analytics(
         funnel=funnel,
         rejections_by_reason=await repo.rejections(conn, program_id, start, end),
         flagged=int(totals["flagged"]),
+        pending_signups=int(totals["pending_signups"]),
         daily=[
             DailyPoint(
                 day=d, clicks=clicks.get(d, 0), **{k: v.get(d, 0) for k, v in series.items()}

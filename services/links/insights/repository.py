@@ -52,7 +52,10 @@ SELECT coalesce((SELECT sum(attributable) FROM rm_clicks_daily WHERE participant
        (SELECT count(*) FROM rm_referrals WHERE referrer_id = $1 AND signed_up_at IS NOT NULL)
            AS signups,
        (SELECT count(*) FROM rm_referral_states WHERE referrer_id = $1 AND status = 'converted')
-           AS conversions
+           AS conversions,
+       (SELECT count(*) FROM rm_pending_referrals r JOIN participants pa
+          ON pa.program_id = r.program_id AND upper(r.referral_code) = upper(pa.code)
+        WHERE pa.id = $1 AND r.resolved_at IS NULL) AS pending_signups
 """
 _FRIENDS = """
 SELECT referee_customer_id, referral_id, status, status_at FROM rm_referral_states
@@ -140,7 +143,10 @@ SELECT
   (SELECT count(*) FROM rm_referrals
     WHERE program_id = $1 AND flagged_at >= $2 AND flagged_at < $3) AS flagged,
   (SELECT count(*) FROM rm_participants
-    WHERE program_id = $1 AND enrolled_at < $3) AS participants
+    WHERE program_id = $1 AND enrolled_at < $3) AS participants,
+  (SELECT count(*) FROM rm_pending_referrals
+    WHERE program_id = $1 AND resolved_at IS NULL AND signed_up_at >= $2 AND signed_up_at < $3)
+    AS pending_signups
 """
 _REJECTIONS = """
 SELECT reason, count(*) AS n FROM rm_referrals, unnest(reject_rules) AS reason

@@ -89,6 +89,7 @@ async def scoreboard(conn: repo.Conn, token: str, *, base_url: str) -> Scoreboar
         clicks=int(counts["clicks"]),
         unique_clicks=int(counts["unique_clicks"]),
         signups=int(counts["signups"]),
+        pending_signups=int(counts["pending_signups"]),
         conversions=converted,
         friends=friends,
         rewards=rewards,

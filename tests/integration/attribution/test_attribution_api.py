@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+from services.attribution import pending
 from tests.integration.attribution.conftest import Tracking
 
 
@@ -31,18 +32,26 @@ async def test_a_click_signup_and_conversion_publish_keyed_by_referrer(tracking:
     assert converted["referee_customer_id"] == "c1" and converted["referrer_id"] == str(referrer)
 
 
-async def test_unknown_and_expired_clicks_are_recorded_not_attributed(tracking: Tracking) -> None:
+async def test_expired_clicks_are_recorded_not_attributed_and_unknown_ones_wait(
+    tracking: Tracking,
+) -> None:
     referrer, _ = await tracking.enroll()
     old = await tracking.click(referrer, ago=timedelta(days=91))
-    for customer, click, reason in [
-        ("c-unknown", str(uuid.uuid4()), "unknown_click"),
-        ("c-expired", str(old), "click_outside_window"),
-    ]:
-        response = await tracking.post("signups", {"customer_id": customer, "click_id": click})
-        assert response.status_code == 201
-        assert response.json()["attributed"] is False
-        assert response.json()["reason"] == reason
-        assert response.json()["status"] == "unattributed"
+    expired = await tracking.post("signups", {"customer_id": "c-expired", "click_id": str(old)})
+    assert expired.status_code == 201
+    assert expired.json()["attributed"] is False
+    assert expired.json()["reason"] == "click_outside_window"
+    assert expired.json()["status"] == "unattributed"
+    # A click attribution has not received yet: the signup waits for it, and is given up
+    # (unattributed) once the limit has passed without it.
+    unknown = await tracking.post(
+        "signups", {"customer_id": "c-unknown", "click_id": str(uuid.uuid4())}
+    )
+    assert unknown.status_code == 202
+    assert unknown.json()["attributed"] is False and unknown.json()["status"] == "pending"
+    await pending.expire_due(tracking.pool, now=datetime.now(UTC) + timedelta(hours=7))
+    given_up = (await tracking.get(f"signups/{unknown.json()['signup_id']}")).json()
+    assert given_up["status"] == "unattributed" and given_up["reason"] == "click_never_arrived"
     assert await tracking.count("SELECT count(*) FROM signups") == 2
     assert await tracking.events("referral.signed_up") == []
 
@@ -325,12 +334,16 @@ async def test_funnel_for_the_program_and_one_participant(tracking: Tracking) ->
     await tracking.post("signups", {"customer_id": "c1", "referral_code": code_a})
     await tracking.post("signups", {"customer_id": "c2", "click_id": str(click_b)})
     await tracking.post("signups", {"customer_id": "c3", "click_id": str(uuid.uuid4())})
+    await tracking.post("signups", {"customer_id": "c4", "click_id": str(uuid.uuid4())})
+    await pending.expire_due(tracking.pool, now=datetime.now(UTC) + timedelta(hours=7))
+    await tracking.post("signups", {"customer_id": "c5", "click_id": str(uuid.uuid4())})
     await tracking.post(
         "conversions", {"customer_id": "c1", "order_id": "o1", "amount": 100, "currency": "USD"}
     )
     program = (await tracking.get("funnel")).json()
     assert (program["clicks"], program["unique_clicks"], program["signups"]) == (4, 3, 2)
-    assert program["conversions"] == 1 and program["unattributed"] == {"unknown_click": 1}
+    assert program["conversions"] == 1 and program["pending"] == 1
+    assert program["unattributed"] == {"click_never_arrived": 2}
     one = (await tracking.get("funnel", participant_id=str(a))).json()
     assert (one["clicks"], one["unique_clicks"], one["signups"], one["conversions"]) == (
         3, 2, 1, 1)  # fmt: skip
