@@ -153,6 +153,8 @@ class Stack:
             "ADMIN_API_KEY": self.admin_api_key,
             "OTEL_SERVICE_NAME": service,
             "PUBLIC_BASE_URL": self.url("links"),
+            # Where the other services confirm a program key whose event has not arrived.
+            "LINKS_INTERNAL_URL": self.url("links"),
             "PYTHONUNBUFFERED": "1",
         }
         if self.broker is not None or self.kafka is not None:
