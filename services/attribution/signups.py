@@ -13,7 +13,7 @@ import asyncpg
 from opentelemetry import trace
 
 from services.attribution.events import enqueue_flagged, enqueue_rejected, enqueue_signed_up
-from services.attribution.fraud import SignupFacts, evaluate, outcome
+from services.attribution.fraud import SignupFacts, deciding_rule, evaluate, outcome
 from services.attribution.models import SignupIn
 from services.attribution.pii import Hasher, email_domain
 from services.attribution.policy import (
@@ -141,6 +141,8 @@ async def track_signup(
         fired = evaluate(fraud_policy, facts)
         status = _STATUS_OF[outcome(fired)]
         values["status"] = status
+        if status == "rejected":  # the top-level reason names the rule that rejected it
+            values["reason"] = deciding_rule(fired)
         if status == "active":
             values["referrer_id"] = candidate
             values["attributed"] = True
