@@ -104,7 +104,8 @@ def default_statuses(route: RouteContext) -> list[int]:
     """What a route answers by the shared conventions, whatever its own rules."""
     statuses = []
     if route.body_field is not None:
-        statuses.append(400)  # a body that is not JSON at all
+        statuses.append(400)  # a body that does not parse as JSON (the position in detail)
+        statuses.append(415)  # a body sent as something else than application/json
     if _authenticated(route):
         statuses += [401, 403]
     if _takes_input(route):
