@@ -146,7 +146,7 @@ def create_service_app(
     app.include_router(health.router)
     for router in routers:
         app.include_router(router)
-    install_openapi(app)
+    install_openapi(app, asks_links_about_keys)
 
     # A plain ASGI middleware: ``@app.middleware("http")`` would run every request through
     # a task group and memory streams, a measurable share of a small request's cost.

@@ -49,11 +49,17 @@ def test_route_level_statuses_and_constraints_are_in_the_document() -> None:
     doc = APPS["rewards"]().openapi()
     approve = doc["paths"]["/v1/programs/{program_id}/rewards/{reward_id}/approve"]["post"]
     assert {"401", "403", "404", "409", "422"} <= set(approve["responses"])
+    assert "503" in approve["responses"]  # a key links must confirm, links out of reach
     redeem = doc["paths"]["/v1/programs/{program_id}/participants/{participant_id}/redemptions"]
     assert {"400", "415", "422"} <= set(redeem["post"]["responses"])
     assert approve["security"] == [{"bearerKey": []}]
     coupons = doc["components"]["schemas"]["CouponsIn"]["properties"]["codes"]["items"]
     assert coupons["pattern"] == r"^[^\x00]*[^\x00\s][^\x00]*$" and coupons["maxLength"] == 200
+
+
+def test_links_never_answers_503_for_a_key() -> None:
+    doc = APPS["links"]().openapi()
+    assert not any("503" in op["responses"] for ops in doc["paths"].values() for op in ops.values())
 
 
 def _app(service: str) -> FastAPI:
