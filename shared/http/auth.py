@@ -98,7 +98,7 @@ async def _ask_links(directory: KeyDirectory, key_hash: str, local: KeyStatus | 
             "This key has not reached this service yet and the links service, which issues "
             f"keys, could not confirm it ({exc}). Retry in a few seconds.",
             field="Authorization",
-            headers={"Retry-After": str(max(1, round(directory.ttl_s / 5)))},
+            headers={"Retry-After": str(round(directory.retry_after_s))},
         ) from exc
     if status is None or status.revoked:
         raise _refused()

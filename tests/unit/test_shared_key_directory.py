@@ -152,10 +152,17 @@ async def test_a_flood_of_bad_keys_reaches_links_at_the_bounded_rate() -> None:
 @pytest.mark.parametrize("status", [401, 403, 500, 503])
 async def test_an_odd_answer_from_links_is_unavailable_not_a_verdict(status: int) -> None:
     links = Links(status=status)
-    keys = directory(links, Clock())
+    clock = Clock()
+    keys = directory(links, clock)
     with pytest.raises(KeyCheckUnavailable, match=str(status)):
         await keys.status(hash_key("rk_a"))
-    links.fail_with = 0  # failures are not cached: links is asked again at once
+    links.fail_with = 0
+    # Links is left alone for a moment (no request waits on a failing links), then asked.
+    for key in ("rk_a", "rk_b"):
+        with pytest.raises(KeyCheckUnavailable, match="a moment ago"):
+            await keys.status(hash_key(key))
+    assert len(links.calls) == 1
+    clock.now += keys.retry_after_s
     assert await keys.status(hash_key("rk_a")) is None
 
 
