@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import asyncpg
+from asyncpg.exceptions._base import DataError as ClientDataError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -140,12 +141,18 @@ def _position(doc: str | bytes, pos: int) -> str:
     return f"at line {line}, column {column} (position {pos})"
 
 
-async def _unstorable(request: Request) -> tuple[str, str] | None:
+def _int_bits(exc: Exception) -> int:
+    # asyncpg names the integer column it could not encode for: "value out of int32 range".
+    text = str(exc)
+    return 16 if "int16 range" in text else 32 if "int32 range" in text else 64
+
+
+async def _unstorable(request: Request, exc: Exception) -> tuple[str, str] | None:
     """The field of the request that holds what the database refused, if it can be told."""
     if _is_json(request.headers.get("content-type")):
         try:
             # The route's request object: its body was read and parsed already (cached).
-            found = unstorable_field(await request.json())
+            found = unstorable_field(await request.json(), _int_bits(exc))
         except ValueError:
             found = None
         if found is not None:
@@ -216,12 +223,11 @@ def install_problem_handlers(app: FastAPI) -> None:
             exc.status_code, slug, str(exc.detail), instance=request.url.path, headers=headers
         )
 
-    @app.exception_handler(asyncpg.DataError)
-    async def _bad_data(request: Request, exc: asyncpg.DataError) -> JSONResponse:
+    async def _bad_data(request: Request, exc: Exception) -> JSONResponse:
         # Input that passed validation but that Postgres cannot store (a NUL character in
         # text, a number out of range) is the caller's error, not ours. The database's message
         # may quote the value, so it is not repeated: the field is found in the request.
-        found = await _unstorable(request)
+        found = await _unstorable(request, exc)
         if found is not None:
             field, why = found
             return problem_response(
@@ -238,6 +244,11 @@ def install_problem_handlers(app: FastAPI) -> None:
             f"A value in the request cannot be stored ({type(exc).__name__})",
             instance=request.url.path,
         )
+
+    # Refused by the server (SQLSTATE class 22), or by asyncpg before sending: an integer
+    # beyond its column's range (asyncpg does not export that class by a public name).
+    app.add_exception_handler(asyncpg.DataError, _bad_data)
+    app.add_exception_handler(ClientDataError, _bad_data)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

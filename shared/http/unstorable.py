@@ -10,12 +10,13 @@ from typing import Any
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 
 
-def _why(value: Any) -> str | None:
+def _why(value: Any, bits: int) -> str | None:
     if isinstance(value, str) and "\x00" in value:
         return "contains a NUL character, which cannot be stored"
     if isinstance(value, int) and not isinstance(value, bool):
-        if not BIGINT_MIN <= value <= BIGINT_MAX:
-            return f"is beyond the storable range ({BIGINT_MIN}..{BIGINT_MAX})"
+        low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        if not low <= value <= high:
+            return f"is beyond the storable range ({low}..{high})"
     return None
 
 
@@ -33,11 +34,12 @@ def _walk(value: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], 
         yield path, value
 
 
-def unstorable_field(body: Any) -> tuple[str, str] | None:
-    """(field path, what is wrong) of the first value in ``body`` that Postgres cannot store;
-    the path is dotted as in validation errors (``codes.0``), ``body`` for the body itself."""
+def unstorable_field(body: Any, int_bits: int = 64) -> tuple[str, str] | None:
+    """(field path, what is wrong) of the first value in ``body`` that Postgres cannot store
+    (integers in a column of ``int_bits``); the path is dotted as in validation errors
+    (``codes.0``), ``body`` for the body itself."""
     # A list at the top is named from "body" (``body.1``), never by a bare index.
     for path, value in _walk(body, ("body",) if isinstance(body, list) else ()):
-        if (why := _why(value)) is not None:
+        if (why := _why(value, int_bits)) is not None:
             return ".".join(path) or "body", why
     return None

@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 
 import asyncpg
@@ -53,6 +54,22 @@ def broker_paused(stack: Stack) -> Iterator[None]:
         resume()
 
 
+# Where each service keeps the programs it heard of (program.published).
+_PROGRAMS = {
+    "attribution": "SELECT 1 FROM program_versions WHERE program_id = $1",
+    "rewards": "SELECT 1 FROM program_versions WHERE program_id = $1",
+    "notifications": "SELECT 1 FROM programs WHERE program_id = $1",
+}
+
+
+async def _knows_program(stack: Stack, service: str, program_id: str) -> bool:
+    conn = await asyncpg.connect(database_url_for(stack.server_url, service))
+    try:
+        return bool(await conn.fetchval(_PROGRAMS[service], uuid.UUID(program_id)))
+    finally:
+        await conn.close()
+
+
 async def _key_copies(stack: Stack, service: str, key_hash: str) -> list[bool]:
     """The service's own copy of the key (from events): one revoked flag per row."""
     conn = await asyncpg.connect(database_url_for(stack.server_url, service))
@@ -84,6 +101,10 @@ async def test_a_key_works_everywhere_at_once_and_stops_everywhere_within_the_bo
             "rewards": f"{urls.rewards}/v1/programs/{pid}/reward-totals",
             "notifications": f"{urls.notifications}/v1/programs/{pid}/deliveries",
         }
+
+        # Every consumer is running (it has the program) before the broker stops.
+        for service in probes:
+            await eventually(lambda s=service: _knows_program(stack, s, pid), timeout_s=90)
 
         with broker_paused(stack):
             issued = await http.post(f"{urls.links}/v1/programs/{pid}/keys", headers=admin)
@@ -122,10 +143,11 @@ async def test_a_key_works_everywhere_at_once_and_stops_everywhere_within_the_bo
 
         # Once the broker is back the events arrive and every copy says revoked.
         for service in probes:
-            await eventually(
-                lambda s=service: _revoked_copy(stack, s, key_hash),
-                timeout_s=60,  # type: ignore[misc]
-            )
+            try:
+                await eventually(lambda s=service: _revoked_copy(stack, s, key_hash), 120)
+            except TimeoutError:
+                copies = await _key_copies(stack, service, key_hash)
+                raise AssertionError(f"{service}: key copies {copies} after the pause") from None
             assert (await http.get(probes[service], headers=key)).status_code == 403
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from asyncpg.exceptions._base import DataError as ClientDataError
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
@@ -70,6 +71,13 @@ def _app() -> FastAPI:
     async def store(body: dict[str, Any], note: str = "") -> None:
         # What asyncpg raises when Postgres refuses a value (its message quotes the value).
         raise asyncpg.exceptions.CharacterNotInRepertoireError(SECRET)
+
+    @app.post("/encode")
+    async def encode(body: dict[str, Any]) -> None:
+        # What asyncpg raises before sending an integer its column cannot hold.
+        raise ClientDataError(
+            "invalid input for query argument $2: 3000000000 (value out of int32 range)"
+        )
 
     return app
 
@@ -238,6 +246,8 @@ async def test_an_unstorable_value_names_its_field(client: httpx.AsyncClient) ->
     assert big["field"] == "amount" and "range" in big["detail"]
     query = _problem(await client.post("/store?note=a%00b", json={}), 422)
     assert query["field"] == "note"
+    narrow = _problem(await client.post("/encode", json={"a": 1, "b": 3_000_000_000}), 422)
+    assert narrow["field"] == "b" and "2147483647" in narrow["detail"]
     unknown = _problem(await client.post("/store", json={"fine": 1}), 422)
     assert "field" not in unknown and SECRET not in unknown["detail"]
 
