@@ -7,15 +7,17 @@ import base64
 import binascii
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Query, Request
+from pydantic import StringConstraints
 
 from services.attribution import reporting
 from services.attribution.models import STATUSES, FunnelOut, ReferralOut, ReferralPage, ReviewIn
 from services.attribution.reviews import review
 from shared.http.auth import require_program_key
+from shared.http.openapi import some_of
 from shared.http.params import known_values
 from shared.http.problems import Problem
 from shared.service import runtime_of
@@ -43,7 +45,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
 async def list_referrals(
     request: Request,
     program_id: UUID = Depends(require_program_key),
-    status: list[str] | None = Query(
+    status: list[Annotated[str, StringConstraints(pattern=some_of(STATUSES))]] | None = Query(
         default=None,
         max_length=len(STATUSES),
         description="Statuses to list, repeated (`status=active&status=flagged`) or "

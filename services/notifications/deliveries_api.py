@@ -4,16 +4,17 @@ attempt with its error and timing; and redelivery of one message on request."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import StringConstraints
 
 from services.notifications import delivery_log
 from services.notifications.models import DeliveryOut, DeliveryPage
 from services.notifications.trigger_names import FILTER_NAMES, stored_triggers
 from shared.http.auth import require_program_access
-from shared.http.openapi import problem_responses
+from shared.http.openapi import problem_responses, some_of
 from shared.http.params import known_values
 from shared.http.problems import Problem
 from shared.service import runtime_of
@@ -53,7 +54,7 @@ async def list_deliveries(
     participant_id: UUID | None = None,
     channel: Literal["email", "webhook", "in_app"] | None = None,
     status: Literal["pending", "sent", "failed", "skipped"] | None = None,
-    trigger: list[str] | None = Query(
+    trigger: list[Annotated[str, StringConstraints(pattern=some_of(FILTER_NAMES))]] | None = Query(
         default=None,
         max_length=len(FILTER_NAMES),
         description="A template trigger (`referral_signed_up`, `share_reminder`) or the "

@@ -71,6 +71,13 @@ def one_of(names: Iterable[str]) -> str:
     return "^(" + "|".join(re.escape(n) for n in sorted(names)) + ")$"
 
 
+def some_of(names: Iterable[str]) -> str:
+    """A pattern that admits one or more of ``names``, comma-separated (``a`` or ``a,b``): a
+    query parameter that may also be repeated states its whole rule this way."""
+    name = "(" + "|".join(re.escape(n) for n in sorted(names)) + ")"
+    return f"^{name}(,{name})*$"
+
+
 def problem_response(status: int) -> dict[str, Any]:
     return {
         "description": TITLES.get(status, "Error"),

@@ -93,7 +93,9 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     # ("body", "participant", "email") -> "participant.email"; drop the location prefix, but
     # not before a list index: ("body", 0) is "body.0", never a bare number.
     parts = [str(p) for p in loc]
-    if len(loc) > 1 and parts[0] in {"body", "query", "path", "header"}:
+    if len(loc) > 1 and parts[0] in {"query", "path", "header"}:
+        return parts[1]  # a parameter, even one given several times (``status=a&status=b``)
+    if len(loc) > 1 and parts[0] == "body":
         if not isinstance(loc[1], int):
             parts = parts[1:]
     return ".".join(parts) or "body"
