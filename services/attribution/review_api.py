@@ -18,7 +18,7 @@ from services.attribution.models import STATUSES, FunnelOut, ReferralOut, Referr
 from services.attribution.reviews import review
 from shared.http.auth import require_program_key
 from shared.http.openapi import some_of
-from shared.http.params import known_values
+from shared.http.params import listed
 from shared.http.problems import Problem
 from shared.service import runtime_of
 
@@ -57,7 +57,7 @@ async def list_referrals(
 ) -> Any:
     """Referrals of the program, oldest first, in every status unless ``status`` names some
     (``status=flagged`` is the review queue)."""
-    statuses = known_values(status, STATUSES, "status") or list(STATUSES)
+    statuses = listed(status) or list(STATUSES)
     after = _decode_cursor(cursor) if cursor else (datetime(1970, 1, 1, tzinfo=UTC), UUID(int=0))
     items, last = await reporting.referrals_page(
         runtime_of(request).pool, program_id, statuses, after, limit

@@ -15,7 +15,7 @@ from services.notifications.models import DeliveryOut, DeliveryPage
 from services.notifications.trigger_names import FILTER_NAMES, stored_triggers
 from shared.http.auth import require_program_access
 from shared.http.openapi import problem_responses, some_of
-from shared.http.params import known_values
+from shared.http.params import listed
 from shared.http.problems import Problem
 from shared.service import runtime_of
 
@@ -71,7 +71,7 @@ async def list_deliveries(
         participant_id=participant_id,
         channel=channel,
         status=status,
-        triggers=stored_triggers(known_values(trigger, FILTER_NAMES, "trigger")) or None,
+        triggers=stored_triggers(listed(trigger)) or None,
         endpoint_id=endpoint_id,
         before=_uncursor(cursor) if cursor else None,
         limit=limit,
