@@ -86,7 +86,7 @@ async def key_status(conn: asyncpg.Connection | asyncpg.Pool, key_hash: str) -> 
 async def _ask_links(directory: KeyDirectory, key_hash: str, local: KeyStatus | None) -> UUID:
     """Links' word on a key this service does not know, or has not had confirmed lately."""
     try:
-        status = await directory.status(key_hash)
+        status = await directory.status(key_hash, known_here=local is not None)
     except KeyCheckUnavailable as exc:
         if local is not None:
             # Known from the issue event: the local copy stands while links cannot answer

@@ -9,8 +9,10 @@ Keys reach every service as ``apikey.issued`` / ``apikey.revoked`` events, which
   when this service knows it from events: that is what bounds a late revocation);
 - a key links does not know, or has revoked, is remembered for ``key_check_negative_ttl_s``,
   so a flood of bad keys reaches links once per key per that time at most;
-- one call per key is in flight (concurrent requests with that key wait for it), and all calls
-  together are bounded by a token bucket (``key_check_rate_per_s``). Beyond the bucket, or when
+- one call per key is in flight (concurrent requests with that key wait for it), and calls for
+  keys this service has not heard of are bounded by a token bucket (``key_check_rate_per_s``;
+  re-confirming keys known from their events is bounded by their number, which no caller
+  controls, so it never takes a new key's turn). Beyond the bucket, or when
   links cannot be reached or answers oddly, the caller gets ``KeyCheckUnavailable``: the
   request is refused (503), never let through on a guess;
 - after a failed call links is left alone for ``retry_after_s`` (a fifth of the TTL, at least
@@ -114,8 +116,9 @@ class KeyDirectory:
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def status(self, key_hash: str) -> KeyStatus | None:
-        """What links says about this key (None: links never issued it)."""
+    async def status(self, key_hash: str, *, known_here: bool = False) -> KeyStatus | None:
+        """What links says about this key (None: links never issued it). ``known_here``: the
+        service has the key from its event (a re-confirmation, outside the rate bound)."""
         cached = self._cache.get(key_hash)
         if cached is not None and cached[1] > self._clock():
             return cached[0]
@@ -123,7 +126,7 @@ class KeyDirectory:
         if pending is None:
             if self._clock() < self._down_until:
                 raise KeyCheckUnavailable("links failed a moment ago")
-            if not self._bucket.take():
+            if not known_here and not self._bucket.take():
                 KEY_CHECKS.labels("throttled").inc()
                 raise KeyCheckUnavailable("too many key checks at once")
             pending = asyncio.ensure_future(self._ask(key_hash))

@@ -149,6 +149,18 @@ async def test_a_flood_of_bad_keys_reaches_links_at_the_bounded_rate() -> None:
     assert len(links.calls) == 40
 
 
+async def test_re_confirming_known_keys_never_takes_a_new_keys_turn() -> None:
+    clock = Clock()
+    known = [hash_key(f"rk_known_{i}") for i in range(50)]
+    new = hash_key("rk_new")
+    links = Links({k: KeyStatus(PROGRAM, revoked=False) for k in [*known, new]})
+    keys = directory(links, clock, rate_per_s=5)
+    for key in known:  # more than the bucket holds: none is throttled
+        assert await keys.status(key, known_here=True) == KeyStatus(PROGRAM, False)
+    assert await keys.status(new) == KeyStatus(PROGRAM, False)
+    assert len(links.calls) == 51
+
+
 @pytest.mark.parametrize("status", [401, 403, 500, 503])
 async def test_an_odd_answer_from_links_is_unavailable_not_a_verdict(status: int) -> None:
     links = Links(status=status)
