@@ -29,29 +29,24 @@ REVOCATION_BOUND_S = ServiceSettings().key_check_ttl_s + KEY_CACHE_TTL_S
 SLACK_S = 1.5
 
 
+def _signal_broker(stack: Stack, sig: signal.Signals) -> None:
+    if stack.broker is not None and stack.broker.pid is not None:
+        os.kill(stack.broker.pid, sig)
+    elif stack.kafka is not None:
+        for node in stack.kafka.nodes:
+            node.signal(sig)
+
+
 @contextlib.contextmanager
 def broker_paused(stack: Stack) -> Iterator[None]:
     """SIGSTOP the broker (it keeps its sockets: clients just wait), SIGCONT after."""
-    if stack.broker is not None and stack.broker.pid is not None:
-        pid = stack.broker.pid
-        pause, resume = (
-            (lambda: os.kill(pid, signal.SIGSTOP)),
-            (lambda: os.kill(pid, signal.SIGCONT)),
-        )
-    elif stack.kafka is not None:
-        cluster = stack.kafka
-        ids = [n.node_id for n in cluster.nodes]
-        pause, resume = (
-            (lambda: [cluster.pause(i) for i in ids]),
-            (lambda: [cluster.resume(i) for i in ids]),
-        )
-    else:
+    if (stack.broker is None or stack.broker.pid is None) and stack.kafka is None:
         pytest.skip("the broker is not one this test started")
-    pause()
+    _signal_broker(stack, signal.SIGSTOP)
     try:
         yield
     finally:
-        resume()
+        _signal_broker(stack, signal.SIGCONT)
 
 
 # Where each service keeps the programs it heard of (program.published).
