@@ -157,6 +157,8 @@ class Stack:
             # Links' support story asks these two for the ledger and the messages sent.
             "REWARDS_URL": self.url("rewards"),
             "NOTIFICATIONS_URL": self.url("notifications"),
+            # Where the other services confirm a program key whose event has not arrived.
+            "LINKS_INTERNAL_URL": self.url("links"),
             "PYTHONUNBUFFERED": "1",
         }
         if self.broker is not None or self.kafka is not None:

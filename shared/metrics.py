@@ -18,3 +18,8 @@ CONSUMER_LAG = Gauge(
 )
 HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
 HTTP_LATENCY = Histogram("http_request_duration_seconds", "HTTP latency", ["method", "route"])
+KEY_CHECKS = Counter(
+    "key_checks_total",
+    "Program keys asked of links (active, refused, throttled, unreachable, failed)",
+    ["outcome"],
+)

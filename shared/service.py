@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.db import create_pool
 from shared.http import health
+from shared.http.key_directory import KeyDirectory
 from shared.http.openapi import install_openapi
 from shared.http.problems import install_problem_handlers
 from shared.messaging.consumer import EventConsumer
@@ -48,6 +49,9 @@ class Runtime:
     producer: AIOKafkaProducer
     relay: OutboxRelay | None
     consumers: list[EventConsumer]
+    # Links' word on program keys whose events have not arrived (None in links, which
+    # issues them, or when LINKS_INTERNAL_URL is unset).
+    key_directory: KeyDirectory | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -82,6 +86,7 @@ def create_service_app(
     routers: Sequence[APIRouter] = (),
     consumers: Sequence[ConsumerGroup] = (),
     relays_outbox: bool = True,
+    asks_links_about_keys: bool = True,
     on_start: Hook | None = None,
     on_stop: Hook | None = None,
 ) -> FastAPI:
@@ -111,6 +116,7 @@ def create_service_app(
             producer,
             relay,
             [build_consumer(group, settings, pool, producer) for group in consumers],
+            KeyDirectory.from_settings(settings) if asks_links_about_keys else None,
         )
         app.state.runtime = runtime
         if relay is not None:
@@ -129,6 +135,8 @@ def create_service_app(
                 task.cancel()
             if on_stop is not None:
                 await on_stop(runtime)
+            if runtime.key_directory is not None:
+                await runtime.key_directory.close()
             await producer.stop()
             await pool.close()
             log.info("%s stopped", settings.service_name)
@@ -138,7 +146,7 @@ def create_service_app(
     app.include_router(health.router)
     for router in routers:
         app.include_router(router)
-    install_openapi(app)
+    install_openapi(app, asks_links_about_keys)
 
     # A plain ASGI middleware: ``@app.middleware("http")`` would run every request through
     # a task group and memory streams, a measurable share of a small request's cost.

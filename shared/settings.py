@@ -54,5 +54,20 @@ class ServiceSettings(BaseSettings):
     outbox_retention_hours: float = Field(default=168.0, gt=0)
 
     admin_api_key: SecretStr | None = Field(default=None)
+    # Where a service asks links about a program key it has not heard of yet (the
+    # ``apikey.issued`` event may still be on its way), authenticated with the admin key. Unset:
+    # keys are known from events only (links itself, which issues them).
+    links_internal_url: str | None = None
+    # How long links' answer about a key is trusted: a key confirmed by links (or known from
+    # events) is asked again after this long, so a revocation reaches this process within it
+    # even when the ``apikey.revoked`` event is delayed.
+    key_check_ttl_s: float = Field(default=10.0, gt=0)
+    # How long "no such key" (or "revoked") from links is remembered: a flood of bad keys asks
+    # links once per key per this long at most.
+    key_check_negative_ttl_s: float = Field(default=60.0, gt=0)
+    # Calls to links per second (and burst) for keys, whatever the traffic: beyond it an unknown
+    # key is answered 503 rather than passed on to links.
+    key_check_rate_per_s: float = Field(default=20.0, gt=0)
+    key_check_timeout_s: float = Field(default=2.0, gt=0)
     # Let webhooks and other outbound calls reach private/loopback addresses (tests, on-prem).
     outbound_allow_private_networks: bool = False

@@ -168,3 +168,10 @@ def outcome(fired: list[Fired]) -> str:
     """The strictest enforced action: ``allow``, ``flag`` or ``reject``."""
     enforced = [f.action for f in fired if f.enforced]
     return max(enforced, key=_SEVERITY.__getitem__, default="allow")
+
+
+def deciding_rule(fired: list[Fired]) -> str | None:
+    """The first enforced rule whose action is the outcome (the rule that rejected or flagged
+    the signup); None when nothing enforced fired."""
+    decided = outcome(fired)
+    return next((f.rule for f in fired if f.enforced and f.action == decided), None)

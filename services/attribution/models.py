@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from datetime import datetime
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from uuid import UUID
 
 from babel.numbers import list_currencies
@@ -99,6 +99,7 @@ class DecisionOut(BaseModel):
 
 
 Status = Literal["pending", "unattributed", "active", "flagged", "rejected"]
+STATUSES: tuple[str, ...] = get_args(Status)
 
 
 class SignupOut(BaseModel):

@@ -73,14 +73,14 @@ async def referral(pool: asyncpg.Pool, program_id: UUID, referral_id: UUID) -> d
 async def referrals_page(
     pool: asyncpg.Pool,
     program_id: UUID,
-    status: str,
+    statuses: list[str],
     after: tuple[datetime, UUID],
     limit: int,
 ) -> tuple[list[dict[str, Any]], tuple[datetime, UUID] | None]:
-    """Up to ``limit`` referrals in ``status`` after the position ``after`` (signed_up_at, id),
-    oldest first, and the position of the last one when there are more."""
+    """Up to ``limit`` referrals in one of ``statuses`` after the position ``after``
+    (signed_up_at, id), oldest first, and the position of the last one when there are more."""
     async with pool.acquire() as conn:
-        rows = await counts.signups_page(conn, program_id, status, after, limit + 1)
+        rows = await counts.signups_page(conn, program_id, statuses, after, limit + 1)
         items = [await referral_view(conn, r) for r in rows[:limit]]
     more = len(rows) > limit
     last = rows[limit - 1] if more else None

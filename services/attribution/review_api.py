@@ -7,15 +7,18 @@ import base64
 import binascii
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Query, Request
+from pydantic import StringConstraints
 
 from services.attribution import reporting
-from services.attribution.models import FunnelOut, ReferralOut, ReferralPage, ReviewIn
+from services.attribution.models import STATUSES, FunnelOut, ReferralOut, ReferralPage, ReviewIn
 from services.attribution.reviews import review
 from shared.http.auth import require_program_key
+from shared.http.openapi import some_of
+from shared.http.params import listed
 from shared.http.problems import Problem
 from shared.service import runtime_of
 
@@ -42,17 +45,22 @@ def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
 async def list_referrals(
     request: Request,
     program_id: UUID = Depends(require_program_key),
-    status: str = Query(
-        default="flagged", pattern="^(pending|unattributed|active|flagged|rejected)$"
+    status: list[Annotated[str, StringConstraints(pattern=some_of(STATUSES))]] | None = Query(
+        default=None,
+        max_length=len(STATUSES),
+        description="Statuses to list, repeated (`status=active&status=flagged`) or "
+        f"comma-separated (`status=active,flagged`), each one of {', '.join(STATUSES)}; "
+        "none: every status",
     ),
     cursor: str | None = None,
     limit: int = Query(default=50, ge=1, le=200),
 ) -> Any:
-    """Referrals of the program in one status, oldest first; ``status=flagged`` (the default)
-    is the review queue."""
+    """Referrals of the program, oldest first, in every status unless ``status`` names some
+    (``status=flagged`` is the review queue)."""
+    statuses = listed(status) or list(STATUSES)
     after = _decode_cursor(cursor) if cursor else (datetime(1970, 1, 1, tzinfo=UTC), UUID(int=0))
     items, last = await reporting.referrals_page(
-        runtime_of(request).pool, program_id, status, after, limit
+        runtime_of(request).pool, program_id, statuses, after, limit
     )
     return {"items": items, "next_cursor": _encode_cursor(last) if last else None}
 

@@ -21,7 +21,14 @@ from services.attribution.events import (
     enqueue_rejected,
     enqueue_signed_up,
 )
-from services.attribution.fraud import Fired, SignupFacts, evaluate, is_disposable, outcome
+from services.attribution.fraud import (
+    Fired,
+    SignupFacts,
+    deciding_rule,
+    evaluate,
+    is_disposable,
+    outcome,
+)
 from services.attribution.models import SignupIn, SignupOut
 from services.attribution.occurred import TimeBounds, occurred_at
 from services.attribution.pii import Hasher, email_domain
@@ -160,6 +167,8 @@ async def decide(conn: asyncpg.Connection, signup: dict[str, Any], now: datetime
     fired = evaluate(fraud_policy, facts)
     status = _STATUS_OF[outcome(fired)]
     signup["status"] = status
+    if status == "rejected":  # the top-level reason names the rule that rejected it
+        signup["reason"] = deciding_rule(fired)
     if status == "active":
         signup.update(referrer_id=candidate, attributed=True)
         if decision.reason == "non_attributable_click":

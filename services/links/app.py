@@ -22,6 +22,7 @@ from services.links.insights import api as insights_api
 from services.links.participants import api as participant_api
 from services.links.participants import qr_api
 from services.links.programs import api as program_api
+from services.links.programs import internal_api
 from services.links.settings import LinksSettings
 from services.links.web import console_pages, scoreboard_pages
 from shared.messaging.groups import ConsumerGroup
@@ -39,6 +40,7 @@ def _parts(role: str, settings: LinksSettings) -> tuple[list[APIRouter], list[Co
     rest = [
         program_api.router,
         participant_api.router,
+        internal_api.router,
         insights_api.router,
         scoreboard_pages.router,
         console_pages.router,
@@ -71,6 +73,7 @@ def create_app(settings: LinksSettings | None = None) -> FastAPI:
         routers=routers,
         consumers=consumers,
         relays_outbox=role != "gateway",
+        asks_links_about_keys=False,  # links issues the keys: its own table is the authority
         on_start=on_start,
         on_stop=on_stop,
     )

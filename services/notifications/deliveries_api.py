@@ -4,15 +4,18 @@ attempt with its error and timing; and redelivery of one message on request."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import StringConstraints
 
 from services.notifications import delivery_log
 from services.notifications.models import DeliveryOut, DeliveryPage
+from services.notifications.trigger_names import FILTER_NAMES, stored_triggers
 from shared.http.auth import require_program_access
-from shared.http.openapi import problem_responses
+from shared.http.openapi import problem_responses, some_of
+from shared.http.params import listed
 from shared.http.problems import Problem
 from shared.service import runtime_of
 
@@ -51,7 +54,13 @@ async def list_deliveries(
     participant_id: UUID | None = None,
     channel: Literal["email", "webhook", "in_app"] | None = None,
     status: Literal["pending", "sent", "failed", "skipped"] | None = None,
-    trigger: str | None = Query(default=None, max_length=64, pattern=r"^[a-z][a-z_.]*$"),
+    trigger: list[Annotated[str, StringConstraints(pattern=some_of(FILTER_NAMES))]] | None = Query(
+        default=None,
+        max_length=len(FILTER_NAMES),
+        description="A template trigger (`referral_signed_up`, `share_reminder`) or the "
+        "dotted event name the README uses (`referral.signed_up`: the event's webhook "
+        "messages and the messages it caused), repeated or comma-separated for several",
+    ),
     endpoint_id: UUID | None = None,
     limit: int = Query(default=50, ge=1, le=500),
     cursor: str | None = Query(default=None, pattern=CURSOR),
@@ -62,7 +71,7 @@ async def list_deliveries(
         participant_id=participant_id,
         channel=channel,
         status=status,
-        trigger=trigger,
+        triggers=stored_triggers(listed(trigger)) or None,
         endpoint_id=endpoint_id,
         before=_uncursor(cursor) if cursor else None,
         limit=limit,

@@ -14,6 +14,7 @@ from uuid import UUID
 import asyncpg
 from fastapi import Request
 
+from shared.http.key_directory import KeyCheckUnavailable, KeyDirectory, KeyStatus
 from shared.http.problems import Problem
 
 PROGRAM_KEY_PREFIX = "rk_"
@@ -56,11 +57,10 @@ def check_admin(request: Request, admin_key: str | None) -> None:
         raise Problem(403, "forbidden", "This call needs the admin key", field="Authorization")
 
 
-# Known keys, remembered briefly so a tracking call does not spend a round trip on its key:
-# key hash -> (program id, monotonic expiry). Only valid keys are kept (an unknown key is
-# asked again each time, so a key that just arrived works at once). A revocation handled by
-# this process clears the cache; one learnt by another replica (or written to the database by
-# hand) takes effect here within KEY_CACHE_TTL_S, on top of the event's own delivery delay.
+# Keys checked a moment ago, remembered so a tracking call does not spend a round trip on its
+# key: key hash -> (program id, monotonic expiry). Only valid keys are kept. A revocation
+# handled by this process clears the cache; otherwise a revoked key is refused here within
+# KEY_CACHE_TTL_S of the moment this process learns it (event, or links' answer).
 KEY_CACHE_TTL_S = 2.0
 _KEY_CACHE_SIZE = 10_000
 _known_keys: dict[str, tuple[UUID, float]] = {}
@@ -70,20 +70,66 @@ def forget_cached_keys() -> None:
     _known_keys.clear()
 
 
-async def program_for_key(conn: asyncpg.Connection | asyncpg.Pool, token: str) -> UUID:
-    """The program a secret key belongs to, or a 403."""
+def _refused() -> Problem:
+    return Problem(403, "forbidden", "Unknown or revoked program key", field="Authorization")
+
+
+async def key_status(conn: asyncpg.Connection | asyncpg.Pool, key_hash: str) -> KeyStatus | None:
+    """This database's copy of a key (None: never heard of it)."""
+    row = await conn.fetchrow(
+        "SELECT program_id, revoked_at IS NOT NULL AS revoked FROM api_keys WHERE key_hash = $1",
+        key_hash,
+    )
+    return None if row is None else KeyStatus(row["program_id"], row["revoked"])
+
+
+async def _ask_links(directory: KeyDirectory, key_hash: str, local: KeyStatus | None) -> UUID:
+    """Links' word on a key this service does not know, or has not had confirmed lately."""
+    try:
+        status = await directory.status(key_hash, known_here=local is not None)
+    except KeyCheckUnavailable as exc:
+        if local is not None:
+            # Known from the issue event: the local copy stands while links cannot answer
+            # (a revocation still arrives as an event).
+            return local.program_id
+        raise Problem(
+            503,
+            "key-check-unavailable",
+            "This key has not reached this service yet and the links service, which issues "
+            f"keys, could not confirm it ({exc}). Retry in a few seconds.",
+            field="Authorization",
+            headers={"Retry-After": str(round(directory.retry_after_s))},
+        ) from exc
+    if status is None or status.revoked:
+        raise _refused()
+    return status.program_id
+
+
+async def program_for_key(
+    conn: asyncpg.Connection | asyncpg.Pool, token: str, directory: KeyDirectory | None = None
+) -> UUID:
+    """The program a secret key belongs to, or a 403. With a ``directory`` (every service but
+    links), links confirms the key: at once for a key whose event has not arrived yet, and
+    again every ``key_check_ttl_s`` for the others."""
     key_hash = hash_key(token)
     now = time.monotonic()
     cached = _known_keys.get(key_hash)
     if cached is not None and cached[1] > now:
         return cached[0]
-    program_id = await conn.fetchval(
-        "SELECT program_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-        key_hash,
-    )
-    if program_id is None:
+    local = await key_status(conn, key_hash)
+    if local is not None and local.revoked:
         _known_keys.pop(key_hash, None)
-        raise Problem(403, "forbidden", "Unknown or revoked program key", field="Authorization")
+        raise _refused()
+    try:
+        if directory is not None:
+            program_id = await _ask_links(directory, key_hash, local)
+        elif local is not None:
+            program_id = local.program_id
+        else:
+            raise _refused()
+    except Problem:
+        _known_keys.pop(key_hash, None)
+        raise
     if len(_known_keys) >= _KEY_CACHE_SIZE:
         _known_keys.clear()
     _known_keys[key_hash] = (program_id, now + KEY_CACHE_TTL_S)
@@ -113,13 +159,17 @@ async def store_key(conn: asyncpg.Connection, key_id: str, program_id: UUID, key
 
 
 async def authorize_program(
-    request: Request, pool: asyncpg.Pool, admin_key: str | None, program_id: UUID
+    request: Request,
+    pool: asyncpg.Pool,
+    admin_key: str | None,
+    program_id: UUID,
+    directory: KeyDirectory | None = None,
 ) -> None:
     """Allow the admin key, or a secret key of this very program."""
     token = bearer_token(request)
     if admin_key and hmac.compare_digest(token.encode(), admin_key.encode()):
         return
-    if await program_for_key(pool, token) != program_id:
+    if await program_for_key(pool, token, directory) != program_id:
         raise Problem(
             403, "forbidden", "This key belongs to another program", field="Authorization"
         )
@@ -134,18 +184,25 @@ def _admin_key_of(request: Request) -> str | None:
     return key.get_secret_value() if key else None
 
 
+def _directory_of(runtime: object) -> KeyDirectory | None:
+    # Tests stand in a bare namespace for the runtime: no directory there.
+    return getattr(runtime, "key_directory", None)
+
+
 async def require_admin(request: Request) -> None:
     check_admin(request, _admin_key_of(request))
 
 
 async def require_program_access(program_id: UUID, request: Request) -> UUID:
     """The admin key, or a secret key of the program named in the path."""
+    runtime = request.app.state.runtime
     await authorize_program(
-        request, request.app.state.runtime.pool, _admin_key_of(request), program_id
+        request, runtime.pool, _admin_key_of(request), program_id, _directory_of(runtime)
     )
     return program_id
 
 
 async def require_program_key(request: Request) -> UUID:
     """A program's secret key; the program it belongs to is the caller's program."""
-    return await program_for_key(request.app.state.runtime.pool, bearer_token(request))
+    runtime = request.app.state.runtime
+    return await program_for_key(runtime.pool, bearer_token(request), _directory_of(runtime))

@@ -71,6 +71,13 @@ def one_of(names: Iterable[str]) -> str:
     return "^(" + "|".join(re.escape(n) for n in sorted(names)) + ")$"
 
 
+def some_of(names: Iterable[str]) -> str:
+    """A pattern that admits one or more of ``names``, comma-separated (``a`` or ``a,b``): a
+    query parameter that may also be repeated states its whole rule this way."""
+    name = "(" + "|".join(re.escape(n) for n in sorted(names)) + ")"
+    return f"^{name}(,{name})*$"
+
+
 def problem_response(status: int) -> dict[str, Any]:
     return {
         "description": TITLES.get(status, "Error"),
@@ -93,6 +100,11 @@ def _authenticated(route: RouteContext) -> bool:
     return any(d.call in AUTH_DEPENDENCIES for d in _dependants(route.dependant))
 
 
+def _checks_program_keys(route: RouteContext) -> bool:
+    keyed = {require_program_access, require_program_key}
+    return any(d.call in keyed for d in _dependants(route.dependant))
+
+
 def _takes_input(route: RouteContext) -> bool:
     return route.body_field is not None or any(
         d.path_params or d.query_params or d.header_params or d.cookie_params
@@ -100,19 +112,22 @@ def _takes_input(route: RouteContext) -> bool:
     )
 
 
-def default_statuses(route: RouteContext) -> list[int]:
+def default_statuses(route: RouteContext, asks_links_about_keys: bool = False) -> list[int]:
     """What a route answers by the shared conventions, whatever its own rules."""
     statuses = []
     if route.body_field is not None:
-        statuses.append(400)  # a body that is not JSON at all
+        statuses.append(400)  # a body that does not parse as JSON (the position in detail)
+        statuses.append(415)  # a body sent as something else than application/json
     if _authenticated(route):
         statuses += [401, 403]
     if _takes_input(route):
         statuses.append(422)  # a parameter or body that fails its schema
+    if asks_links_about_keys and _checks_program_keys(route):
+        statuses.append(503)  # a key not known here yet, and links cannot confirm it
     return statuses
 
 
-def _document(app: FastAPI) -> dict[str, Any]:
+def _document(app: FastAPI, asks_links_about_keys: bool) -> dict[str, Any]:
     doc = get_openapi(
         title=app.title,
         version=app.version,
@@ -136,7 +151,7 @@ def _document(app: FastAPI) -> dict[str, Any]:
         for method in route.methods:
             operation = doc["paths"][route.path_format][method.lower()]
             responses = operation.setdefault("responses", {})
-            for status in default_statuses(route):
+            for status in default_statuses(route, asks_links_about_keys):
                 responses[str(status)] = problem_response(status)
             if authenticated:
                 operation["security"] = [{BEARER_SCHEME: []}]
@@ -147,12 +162,12 @@ def _document(app: FastAPI) -> dict[str, Any]:
     return doc
 
 
-def install_openapi(app: FastAPI) -> None:
+def install_openapi(app: FastAPI, asks_links_about_keys: bool = False) -> None:
     """Serve the document above as the app's ``/openapi.json`` (built once, on first use)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = _document(app)
+            app.openapi_schema = _document(app, asks_links_about_keys)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.attribution.fraud import RULES, SignupFacts, evaluate, is_disposable, outcome
+from services.attribution.fraud import (
+    RULES,
+    SignupFacts,
+    deciding_rule,
+    evaluate,
+    is_disposable,
+    outcome,
+)
 from shared.contracts.sections.fraud import FraudPolicy, Rule
 
 BASE = SignupFacts(customer_id="cust-1", referrer_external_user_id="ref-1")
@@ -125,6 +132,30 @@ def test_shadow_rules_never_change_the_outcome(rules: list[tuple[str, bool]]) ->
         n: (c if not c.get("shadow") else {"action": "allow"}) for n, c in config.items()
     }
     assert with_shadow == outcome(evaluate(FraudPolicy.model_validate(enforced_only), facts))
+
+
+@given(st.lists(st.tuples(st.sampled_from(["allow", "flag", "reject"]), st.booleans()), max_size=6))
+def test_the_deciding_rule_is_an_enforced_rule_with_the_outcome(
+    rules: list[tuple[str, bool]],
+) -> None:
+    facts = _facts(
+        customer_id="ref-1", email_domain="mailinator.com", ip_hash="i",
+        referrer_ip_hashes=frozenset({"i"}), referrer_signups_last_hour=10**6,
+        click_attributable=False, seconds_since_click=0.0,
+    )  # fmt: skip
+    config = {name: {"action": "allow"} for name in RULES}
+    for name, (action, shadow) in zip(RULES, rules, strict=False):
+        config[name] = {"action": action, "shadow": shadow}
+    fired = evaluate(FraudPolicy.model_validate(config), facts)
+    decided = outcome(fired)
+    rule = deciding_rule(fired)
+    if decided == "allow":
+        assert rule is None
+    else:
+        [first] = [f for f in fired if f.rule == rule]
+        assert first.enforced and first.action == decided
+        # The first such rule in the stable order of evaluation.
+        assert rule == next(f.rule for f in fired if f.enforced and f.action == decided)
 
 
 def test_defaults() -> None:

@@ -49,9 +49,17 @@ def test_route_level_statuses_and_constraints_are_in_the_document() -> None:
     doc = APPS["rewards"]().openapi()
     approve = doc["paths"]["/v1/programs/{program_id}/rewards/{reward_id}/approve"]["post"]
     assert {"401", "403", "404", "409", "422"} <= set(approve["responses"])
+    assert "503" in approve["responses"]  # a key links must confirm, links out of reach
+    redeem = doc["paths"]["/v1/programs/{program_id}/participants/{participant_id}/redemptions"]
+    assert {"400", "415", "422"} <= set(redeem["post"]["responses"])
     assert approve["security"] == [{"bearerKey": []}]
     coupons = doc["components"]["schemas"]["CouponsIn"]["properties"]["codes"]["items"]
     assert coupons["pattern"] == r"^[^\x00]*[^\x00\s][^\x00]*$" and coupons["maxLength"] == 200
+
+
+def test_links_never_answers_503_for_a_key() -> None:
+    doc = APPS["links"]().openapi()
+    assert not any("503" in op["responses"] for ops in doc["paths"].values() for op in ops.values())
 
 
 def _app(service: str) -> FastAPI:
@@ -91,3 +99,36 @@ async def test_a_body_that_is_not_json_is_a_bad_request() -> None:
     assert response.status_code == 400
     assert response.headers["content-type"] == PROBLEM_JSON
     assert response.json()["type"].endswith("/malformed-json")
+    assert response.json()["field"] == "body"
+    assert "line 1, column 2 (position 1)" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+async def test_a_body_sent_as_another_media_type_is_415(content_type: str | None) -> None:
+    headers = {"Authorization": "Bearer admin-secret"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    response = await _call(
+        _app("rewards"),
+        "POST",
+        f"/v1/programs/{uuid.uuid4()}/coupons",
+        headers=headers,
+        content=b'{"codes": ["A"]}',
+    )
+    assert response.status_code == 415
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert response.json()["field"] == "Content-Type"
+    assert "application/json" in response.json()["detail"]
+
+
+async def test_a_body_that_is_not_utf8_is_a_bad_request_with_its_position() -> None:
+    response = await _call(
+        _app("rewards"),
+        "POST",
+        f"/v1/programs/{uuid.uuid4()}/coupons",
+        headers={"Authorization": "Bearer admin-secret", "Content-Type": "application/json"},
+        content=b'{"codes": ["\xff"]}',
+    )
+    assert response.status_code == 400
+    assert response.json()["field"] == "body"
+    assert "not UTF-8 text at line 1, column 13 (position 12)" in response.json()["detail"]

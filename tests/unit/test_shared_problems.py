@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+from asyncpg.exceptions._base import DataError as ClientDataError
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
 from services.links.programs.models import ProgramCreate
 from shared.http.problems import PROBLEM_JSON, TYPE_BASE, Problem, install_problem_handlers
+from shared.http.unstorable import unstorable_field
 
 SECRET = "db password is hunter2 for alice@example.com"
 
@@ -58,6 +62,22 @@ def _app() -> FastAPI:
     @app.get("/boom")
     async def boom() -> None:
         raise RuntimeError(SECRET)
+
+    @app.post("/batch")
+    async def batch(body: list[Order]) -> int:
+        return len(body)
+
+    @app.post("/store")
+    async def store(body: dict[str, Any], note: str = "") -> None:
+        # What asyncpg raises when Postgres refuses a value (its message quotes the value).
+        raise asyncpg.exceptions.CharacterNotInRepertoireError(SECRET)
+
+    @app.post("/encode")
+    async def encode(body: dict[str, Any]) -> None:
+        # What asyncpg raises before sending an integer its column cannot hold.
+        raise ClientDataError(
+            "invalid input for query argument $2: 3000000000 (value out of int32 range)"
+        )
 
     return app
 
@@ -206,3 +226,46 @@ async def test_unexpected_exception_is_a_500_problem_without_details(
     (record,) = [r for r in caplog.records if r.name == "shared.http.problems"]
     assert record.getMessage() == "unhandled error on GET /boom"
     assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
+
+
+async def test_a_list_index_at_the_top_of_the_body_is_not_a_bare_number(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/batch", json=[{"order_id": "o", "amount": 1}, {"amount": 1}])
+    body = _problem(response, 422)
+    assert body["field"] == "body.1.order_id"
+
+
+async def test_an_unstorable_value_names_its_field(client: httpx.AsyncClient) -> None:
+    response = await client.post("/store", json={"order": {"lines": ["ok", "bad\x00"]}})
+    body = _problem(response, 422)
+    assert body["type"] == TYPE_BASE + "unstorable-value"
+    assert body["field"] == "order.lines.1" and "NUL" in body["detail"]
+    assert SECRET not in response.text
+    big = _problem(await client.post("/store", json={"amount": 2**63}), 422)
+    assert big["field"] == "amount" and "range" in big["detail"]
+    query = _problem(await client.post("/store?note=a%00b", json={}), 422)
+    assert query["field"] == "note"
+    narrow = _problem(await client.post("/encode", json={"a": 1, "b": 3_000_000_000}), 422)
+    assert narrow["field"] == "b" and "2147483647" in narrow["detail"]
+    unknown = _problem(await client.post("/store", json={"fine": 1}), 422)
+    assert "field" not in unknown and SECRET not in unknown["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [
+        ({"a": "x", "b": [1, {"c": "y\x00"}]}, ("b.1.c", "NUL")),
+        ({"a": 2**63 - 1, "b": -(2**63), "c": True}, None),
+        ({"a": -(2**63) - 1}, ("a", "range")),
+        ("\x00", ("body", "NUL")),
+        ({"k\x00": 1}, ("k\\u0000", "NUL")),
+        ([1, 2**64], ("body.1", "range")),
+    ],
+)
+def test_unstorable_field(body: Any, found: tuple[str, str] | None) -> None:
+    result = unstorable_field(body)
+    if found is None:
+        assert result is None
+    else:
+        assert result is not None and result[0] == found[0] and found[1] in result[1]

@@ -1,4 +1,4 @@
-"""Read-only queries over many referrals: a page of referrals in one status, and the funnel."""
+"""Read-only queries over many referrals: a page of referrals in some statuses, and the funnel."""
 
 from __future__ import annotations
 
@@ -12,16 +12,17 @@ import asyncpg
 async def signups_page(
     conn: asyncpg.Connection,
     program_id: UUID,
-    status: str,
+    statuses: list[str],
     after: tuple[datetime, UUID],
     limit: int,
 ) -> list[asyncpg.Record]:
-    """Up to ``limit`` signups in ``status`` after ``after`` (signed_up_at, id), oldest first."""
+    """Up to ``limit`` signups in one of ``statuses`` after ``after`` (signed_up_at, id),
+    oldest first."""
     return await conn.fetch(
-        "SELECT * FROM signups WHERE program_id = $1 AND status = $2 "
+        "SELECT * FROM signups WHERE program_id = $1 AND status = ANY($2::text[]) "
         "AND (signed_up_at, id) > ($3, $4) ORDER BY signed_up_at, id LIMIT $5",
         program_id,
-        status,
+        statuses,
         *after,
         limit,
     )

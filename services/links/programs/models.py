@@ -126,6 +126,14 @@ class VersionPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page")
 
 
+class KeyStatusOut(BaseModel):
+    """What links knows of a key, for the other services (internal)."""
+
+    key_hash: str
+    program_id: UUID
+    revoked: bool
+
+
 class KeyOut(BaseModel):
     key_id: str
     program_id: UUID

@@ -14,6 +14,7 @@ import asyncpg
 from services.links.programs import repository as repo
 from services.links.programs.models import (
     KeyOut,
+    KeyStatusOut,
     ProgramCreate,
     ProgramOut,
     VersionCreate,
@@ -23,7 +24,7 @@ from services.links.programs.models import (
 from services.links.programs.policy import effective_from
 from services.links.settings import EVENT_SOURCE
 from shared.contracts import ApiKeyIssued, ApiKeyRevoked, ProgramPublished
-from shared.http.auth import new_program_key, revoke_key, store_key
+from shared.http.auth import key_status, new_program_key, revoke_key, store_key
 from shared.http.idempotency import run_idempotent
 from shared.http.problems import Problem
 from shared.messaging.outbox import enqueue
@@ -177,3 +178,12 @@ async def revoke_program_key(pool: asyncpg.Pool, program_id: UUID, key_id: str) 
             ApiKeyRevoked(key_id=key_id, program_id=program_id, revoked_at=datetime.now(UTC)),
             source=EVENT_SOURCE,
         )
+
+
+async def key_status_of(pool: asyncpg.Pool, key_hash: str) -> KeyStatusOut:
+    """Links is where keys are issued: its answer holds before the key's event has reached
+    another service (``shared/http/key_directory.py``)."""
+    status = await key_status(pool, key_hash)
+    if status is None:
+        raise Problem(404, "key-not-found", "No key with this hash", field="key_hash")
+    return KeyStatusOut(key_hash=key_hash, program_id=status.program_id, revoked=status.revoked)

@@ -310,7 +310,7 @@ async def page(
     participant_id: UUID | None,
     channel: str | None,
     status: str | None,
-    trigger: str | None,
+    triggers: list[str] | None,
     endpoint_id: UUID | None,
     before: tuple[datetime, UUID] | None,
     limit: int,
@@ -319,7 +319,7 @@ async def page(
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM deliveries WHERE program_id = $1 "
         "AND ($2::uuid IS NULL OR participant_id = $2) AND ($3::text IS NULL OR channel = $3) "
-        "AND ($4::text IS NULL OR status = $4) AND ($5::text IS NULL OR trigger = $5) "
+        "AND ($4::text IS NULL OR status = $4) AND ($5::text[] IS NULL OR trigger = ANY($5)) "
         "AND ($6::uuid IS NULL OR endpoint_id = $6) "
         "AND ($7::timestamptz IS NULL OR (created_at, id) < ($7, $8::uuid)) "
         "ORDER BY created_at DESC, id DESC LIMIT $9",
@@ -327,7 +327,7 @@ async def page(
         participant_id,
         channel,
         status,
-        trigger,
+        triggers,
         endpoint_id,
         before[0] if before else None,
         before[1] if before else None,

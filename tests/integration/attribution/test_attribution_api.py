@@ -98,6 +98,7 @@ async def test_self_referral_is_rejected_with_its_rule_readable_back(tracking: T
     )  # fmt: skip
     body = response.json()
     assert body["status"] == "rejected" and body["attributed"] is False
+    assert body["reason"] == "self_referral"  # the rule that rejected it
     [rule] = body["rules"]
     assert rule["rule"] == "self_referral" and rule["enforced"] is True
     [event] = await tracking.events("referral.rejected")
@@ -146,7 +147,7 @@ async def test_review_queue_approve_publishes_what_was_held(tracking: Tracking) 
     )
     assert held.json()["qualified"] is True and held.json()["published"] is False
     assert await tracking.events("referral.converted") == []
-    queue = (await tracking.get("referrals")).json()
+    queue = (await tracking.get("referrals", status="flagged")).json()
     assert [i["referral_id"] for i in queue["items"]] == [flagged.json()["signup_id"]]
     sid = flagged.json()["signup_id"]
     approved = await tracking.post(f"referrals/{sid}/approve", {"note": "looks fine"})
@@ -155,7 +156,7 @@ async def test_review_queue_approve_publishes_what_was_held(tracking: Tracking) 
     [converted] = await tracking.events("referral.converted")
     assert converted["order_id"] == "o1" and converted["key"] == str(referrer)
     assert len(await tracking.events("referral.signed_up")) == 1
-    assert (await tracking.get("referrals")).json()["items"] == []
+    assert (await tracking.get("referrals", status="flagged")).json()["items"] == []
     again = await tracking.post(f"referrals/{sid}/approve", {})
     assert again.status_code == 409
 
@@ -216,6 +217,7 @@ async def test_a_bot_click_is_rejected_by_default_and_allowed_if_configured(
     rejected = await tracking.post("signups", {"customer_id": "c1", "click_id": str(bot)})
     assert rejected.json()["status"] == "rejected"
     assert rejected.json()["rules"][0]["rule"] == "bot_click"
+    assert rejected.json()["reason"] == "bot_click"
     await tracking.publish_program(version=2, fraud={"bot_click": {"action": "allow"}})
     allowed = await tracking.post(
         "signups",

@@ -14,6 +14,7 @@ from shared.contracts import (
     ParticipantErased,
     ProgramPublished,
 )
+from shared.http.auth import hash_key
 from tests.integration.kafka_helpers import read_topic
 from tests.integration.links.conftest import Links
 
@@ -202,3 +203,29 @@ async def test_management_needs_the_right_key(links: Links) -> None:
     # A program key cannot pause (admin only), not even its own program.
     own = await links.http.post(f"/v1/programs/{second['id']}/pause", headers=foreign)
     assert own.status_code == 403
+
+
+async def test_the_internal_key_endpoint_answers_for_a_key_hash(links: Links) -> None:
+    program = await links.program()
+    pid = program["id"]
+    key = (await links.http.post(f"/v1/programs/{pid}/keys", headers=links.admin)).json()
+    url = f"/v1/internal/keys/{hash_key(key['secret_key'])}"
+    status = await links.http.get(url, headers=links.admin)
+    assert status.status_code == 200
+    assert status.json() == {
+        "key_hash": hash_key(key["secret_key"]),
+        "program_id": pid,
+        "revoked": False,
+    }
+    # Only the platform's services (the admin key) may ask; a program key may not.
+    own_key = {"Authorization": f"Bearer {key['secret_key']}"}
+    assert (await links.http.get(url, headers=own_key)).status_code == 403
+    deleted = await links.http.delete(
+        f"/v1/programs/{pid}/keys/{key['key_id']}", headers=links.admin
+    )
+    assert deleted.status_code == 204
+    assert (await links.http.get(url, headers=links.admin)).json()["revoked"] is True
+    unknown = await links.http.get(f"/v1/internal/keys/{hash_key('rk_never')}", headers=links.admin)
+    assert unknown.status_code == 404 and unknown.json()["field"] == "key_hash"
+    malformed = await links.http.get("/v1/internal/keys/not-a-hash", headers=links.admin)
+    assert malformed.status_code == 422 and malformed.json()["field"] == "key_hash"
