@@ -268,6 +268,17 @@ class Stack:
         self.start_services()
         await self.wait_ready(timeout_s=ready_timeout_s)
 
+    def signal_broker(self, sig: int) -> None:
+        """Send ``sig`` to the broker this stack started (Tansu, or every Kafka node), e.g.
+        SIGSTOP/SIGCONT: a paused broker keeps its sockets, clients just wait."""
+        if self.broker is not None and self.broker.pid is not None:
+            os.kill(self.broker.pid, sig)
+        elif self.kafka is not None:
+            for node in self.kafka.nodes:
+                node.signal(sig)
+        else:
+            raise RuntimeError("the broker is not one this stack started")
+
     def stop(self) -> None:
         for proc in self.processes.values():
             if proc.poll() is None:

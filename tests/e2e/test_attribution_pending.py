@@ -6,7 +6,6 @@ right after its referrer's enrolment is attributed."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
 import uuid
@@ -61,7 +60,6 @@ async def _friend_signs_up_and_buys(
 async def test_signups_during_a_broker_pause_are_attributed_and_rewarded_once(
     stack: Stack, urls: Urls
 ) -> None:
-    assert stack.broker is not None and stack.broker.pid is not None, "needs the embedded broker"
     j = await run_journey(urls, stack.admin_api_key, log=lambda _: None)
     auth = {"Authorization": f"Bearer {j.program_key}"}
     async with httpx.AsyncClient(timeout=15, headers=auth) as http:
@@ -77,7 +75,7 @@ async def test_signups_during_a_broker_pause_are_attributed_and_rewarded_once(
             )  # fmt: skip
         referrers = {j.code: j.participant_id, other["code"]: other["id"]}
         friends: list[tuple[str, str, str, str]] = []  # (customer, order, signup id, referrer)
-        os.kill(stack.broker.pid, signal.SIGSTOP)
+        stack.signal_broker(signal.SIGSTOP)
         paused_at = time.monotonic()
         try:
             for i in range(6):
@@ -92,7 +90,7 @@ async def test_signups_during_a_broker_pause_are_attributed_and_rewarded_once(
                 friends.append((customer, order, signup.json()["signup_id"], referrers[code]))
             await asyncio.sleep(max(0.0, PAUSE_S - (time.monotonic() - paused_at)))
         finally:
-            os.kill(stack.broker.pid, signal.SIGCONT)
+            stack.signal_broker(signal.SIGCONT)
 
         async def decided(signup_id: str) -> dict[str, Any] | None:
             body = (await http.get(f"{urls.attribution}/v1/signups/{signup_id}")).json()

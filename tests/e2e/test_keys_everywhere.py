@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import time
 import uuid
@@ -29,24 +28,16 @@ REVOCATION_BOUND_S = ServiceSettings().key_check_ttl_s + KEY_CACHE_TTL_S
 SLACK_S = 1.5
 
 
-def _signal_broker(stack: Stack, sig: signal.Signals) -> None:
-    if stack.broker is not None and stack.broker.pid is not None:
-        os.kill(stack.broker.pid, sig)
-    elif stack.kafka is not None:
-        for node in stack.kafka.nodes:
-            node.signal(sig)
-
-
 @contextlib.contextmanager
 def broker_paused(stack: Stack) -> Iterator[None]:
     """SIGSTOP the broker (it keeps its sockets: clients just wait), SIGCONT after."""
     if (stack.broker is None or stack.broker.pid is None) and stack.kafka is None:
         pytest.skip("the broker is not one this test started")
-    _signal_broker(stack, signal.SIGSTOP)
+    stack.signal_broker(signal.SIGSTOP)
     try:
         yield
     finally:
-        _signal_broker(stack, signal.SIGCONT)
+        stack.signal_broker(signal.SIGCONT)
 
 
 # Where each service keeps the programs it heard of (program.published).
