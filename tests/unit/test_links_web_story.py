@@ -61,12 +61,12 @@ def sample_story(*, partial: bool = False) -> ParticipantStory:
                 amount=2500, balance=2500, reward_id=uuid.UUID(int=61)),
         Posting(at=at(14), kind="adjustment", account=account, role="balances", unit="USD",
                 amount=-500, balance=2000, actor="admin", reason="double <grant>"),
-    ]
+    ]  # fmt: skip
     if partial:
         parts[1] = PartState(
             part="postings", source="rewards", state="not_offered",
             detail="this rewards version offers no ledger statement",
-        )
+        )  # fmt: skip
         parts[2] = PartState(
             part="messages", source="notifications", state="unavailable",
             detail="notifications could not be reached (ConnectError)",
@@ -287,3 +287,13 @@ def test_the_timeline_is_newest_first_and_names_rules() -> None:
     assert "Reward 1000 USD to referee customer-0001 granted" in texts
     assert "email message 'welcome': sent" in texts
     assert "Manual adjustment -500 USD by admin: double <grant>" in texts
+    # Grants show once, as the reward's own moment; a redemption only the ledger tells.
+    assert [m.kind for m in moments].count("ledger") == 1
+    sample = sample_story()
+    assert sample.ledger is not None and sample.ledger.postings is not None
+    spent = sample.ledger.postings[-1].model_copy(
+        update={"kind": "redemption", "amount": -700, "actor": None, "reason": None}
+    )
+    ledger = sample.ledger.model_copy(update={"postings": [spent]})
+    moments = timeline(sample.model_copy(update={"ledger": ledger}), lambda n, u: f"{n} {u}")
+    assert [m.text for m in moments if m.kind == "ledger"] == ["Redeemed 700 USD"]

@@ -136,9 +136,8 @@ async def fetch_postings(
     """The participant's ledger statement (rewards' ``GET .../participants/{pid}/statement``),
     oldest first with each account's running balance, following its cursor up to
     ``POSTINGS_SHOWN`` postings; and whether there are more than shown."""
-    url = (
-        f"{sources.rewards_url}/v1/programs/{program_id}/participants/{participant_id}/statement"
-    )
+    participant = f"/v1/programs/{program_id}/participants/{participant_id}"
+    url = f"{sources.rewards_url}{participant}/statement"
     postings: list[Posting] = []
     cursor: str | None = None
     more = False

@@ -282,8 +282,11 @@ async def _whole_then_partial(links: Links, notifications: uvicorn.Server) -> No
     assert f'data-referral="{refused["referral_id"]}" data-status="rejected"' in page.text
     assert 'data-unit="USD" data-balance="2300"' in page.text
     assert 'data-testid="postings"' in page.text
-    assert 'data-posting-kind="adjustment" data-role="balances" data-unit="USD" data-amount="300" ' \
-        'data-running="2300"' in page.text
+    adjustment_row = (
+        'data-posting-kind="adjustment" data-role="balances" data-unit="USD" data-amount="300" '
+        'data-running="2300"'
+    )
+    assert adjustment_row in page.text
     assert "sorry for the wait" in page.text
     found = await links.http.get(
         f"/console/programs/{pid}/find", params={"q": a["code"].lower()}, follow_redirects=False
