@@ -1,7 +1,7 @@
 """The support story and ROI against the running services: a referral goes links ->
 attribution -> rewards -> notifications as real processes over the real broker, and links'
-story of the referrer holds every part, the ledger and messages fetched from rewards and
-notifications over HTTP with the program's key."""
+story of the referrer holds every part, the ledger (with its statement's postings) and the
+messages fetched from rewards and notifications over HTTP with the program's key."""
 
 from __future__ import annotations
 
@@ -72,6 +72,13 @@ async def test_the_referrers_story_and_the_programs_roi(stack: Stack, urls: Urls
         # The ledger (rewards' own answer) holds the referrer's reward that links projected.
         referrer = [w["reward_id"] for w in body["rewards"] if w["side"] == "referrer"]
         assert [w["reward_id"] for w in body["ledger"]["rewards"]] == referrer
+        # And its statement's postings, asked with the program's key: the referrer's reward,
+        # the last running balance being the ledger's balance.
+        assert {p["part"]: p["state"] for p in body["parts"]}["postings"] == "ok"
+        postings = body["ledger"]["postings"]
+        assert {p["reward_id"] for p in postings} == set(referrer)
+        held = [p for p in postings if p["role"] == "balances"]
+        assert held[-1]["balance"] == body["ledger"]["balances"]["USD"] == 2000
 
         today = datetime.now(UTC).date()
         analytics = (

@@ -70,7 +70,7 @@ async def test_the_ledger_is_asked_with_the_callers_key_and_mapped() -> None:
         "issued",
         "ledger",
     )
-    assert ledger.postings is None
+    assert ledger.postings is None  # the statement's, asked apart (fetch_postings)
     [request] = seen
     assert request.headers["authorization"] == "Bearer rk_key"
     assert str(request.url) == (
@@ -150,10 +150,121 @@ async def test_messages_missing_when_notifications_is_down() -> None:
     assert (state.part, state.source, state.state) == ("messages", "notifications", "unavailable")
 
 
-async def test_postings_are_not_offered_until_rewards_serves_a_statement() -> None:
-    async with _client(_raise(AssertionError("asked"))) as client:
-        postings, state = await story_sources.fetch_postings(client, SOURCES, PROGRAM, PARTICIPANT)
-    assert postings is None and state.state == "not_offered" and state.part == "postings"
+def _line(n: int, amount: int, balance: int, **kw: Any) -> dict[str, Any]:
+    """A line as rewards' statement writes it."""
+    return {
+        "entry_id": n, "at": f"2026-11-02T12:00:{n % 60:02d}Z", "kind": "grant",
+        "entry_kind": "issue", "account": f"participant:{PROGRAM}:{PARTICIPANT}",
+        "role": "balances", "unit": "USD", "amount": amount, "balance": balance,
+        "reward_id": str(uuid.UUID(int=9)), "redemption_id": None, "adjustment_id": None,
+        "actor": None, "reason": None, **kw,
+    }  # fmt: skip
+
+
+def _statement(lines: list[dict[str, Any]], cursor: str | None, more: bool) -> dict[str, Any]:
+    return {"program_id": str(PROGRAM), "participant_id": str(PARTICIPANT), "totals": {},
+            "lines": lines, "next_cursor": cursor, "has_more": more}  # fmt: skip
+
+
+async def _postings(answer: Callable[[httpx.Request], httpx.Response]) -> Any:
+    async with _client(answer) as client:
+        return await story_sources.fetch_postings(client, SOURCES, PROGRAM, PARTICIPANT)
+
+
+async def test_postings_are_the_statements_lines_with_running_balances() -> None:
+    seen: list[httpx.Request] = []
+    adjustment = _line(2, -500, 1500, kind="adjustment", entry_kind="adjustment",
+                       reward_id=None, actor="admin", reason="double grant")  # fmt: skip
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=_statement([_line(1, 2000, 2000), adjustment], "c2", False))
+
+    postings, more, state = await _postings(answer)
+    assert (state.part, state.source, state.state, state.detail) == (
+        "postings", "rewards", "ok", None,
+    )  # fmt: skip
+    assert more is False
+    grant, manual = postings
+    assert (grant.kind, grant.role, grant.amount, grant.balance, grant.reward_id) == (
+        "grant", "balances", 2000, 2000, uuid.UUID(int=9),
+    )  # fmt: skip
+    assert (manual.kind, manual.amount, manual.balance, manual.actor, manual.reason) == (
+        "adjustment", -500, 1500, "admin", "double grant",
+    )  # fmt: skip
+    [request] = seen
+    assert request.headers["authorization"] == "Bearer rk_key"
+    assert request.url.path == f"/v1/programs/{PROGRAM}/participants/{PARTICIPANT}/statement"
+    assert request.url.params["limit"] == str(story_sources.POSTINGS_SHOWN)
+    assert "cursor" not in request.url.params
+
+
+async def test_postings_follow_the_cursor_up_to_the_bound_and_say_there_are_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(story_sources, "POSTINGS_SHOWN", 5)
+    asked: list[dict[str, str]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        params = dict(request.url.params)
+        asked.append(params)
+        start = int(params.get("cursor", "0"))
+        # Rewards may answer fewer lines than asked; the cursor then goes on.
+        lines = [_line(n, 100, 100 * (n + 1)) for n in range(start, start + 2)]
+        return httpx.Response(200, json=_statement(lines, str(start + 2), True))
+
+    postings, more, state = await _postings(answer)
+    assert state.state == "ok" and more is True
+    assert [p.balance for p in postings] == [100, 200, 300, 400, 500]
+    assert asked == [{"limit": "5"}, {"limit": "3", "cursor": "2"}, {"limit": "1", "cursor": "4"}]
+
+
+async def test_postings_stop_at_the_last_page() -> None:
+    pages = {None: _statement([_line(1, 100, 100)], "p2", True),
+             "p2": _statement([_line(2, 50, 150)], "p3", False)}  # fmt: skip
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=pages[request.url.params.get("cursor")])
+
+    postings, more, state = await _postings(answer)
+    assert state.state == "ok" and more is False
+    assert [p.balance for p in postings] == [100, 150]
+
+
+async def test_a_participant_rewards_has_not_heard_of_has_no_postings_said_so() -> None:
+    not_found = {"type": "https://errors/participant-not-found", "status": 404,
+                 "detail": "No participant", "field": "participant_id"}  # fmt: skip
+    postings, more, state = await _postings(lambda r: httpx.Response(404, json=not_found))
+    assert postings == [] and more is False
+    assert state.state == "ok" and "not heard of" in (state.detail or "")
+
+
+async def test_a_rewards_without_a_statement_does_not_offer_postings() -> None:
+    unknown_path = {"type": "https://errors/not-found", "status": 404, "detail": "Not Found"}
+    postings, more, state = await _postings(lambda r: httpx.Response(404, json=unknown_path))
+    assert postings is None and more is False
+    assert (state.state, state.detail) == (
+        "not_offered", "this rewards version offers no ledger statement",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("answer", "detail"),
+    [
+        (_raise(httpx.ConnectError("refused")), "rewards could not be reached (ConnectError)"),
+        (lambda r: httpx.Response(502), "rewards answered 502"),
+        (lambda r: httpx.Response(422, json={"field": "cursor"}), "rewards answered 422"),
+        (lambda r: httpx.Response(200, json={"lines": [{"kind": "grant"}], "has_more": False,
+                                             "next_cursor": None}),
+         "rewards answered in a shape links does not know"),
+    ],
+)  # fmt: skip
+async def test_missing_postings_say_why(
+    answer: Callable[[httpx.Request], httpx.Response], detail: str
+) -> None:
+    postings, more, state = await _postings(answer)
+    assert postings is None and more is False
+    assert (state.part, state.state, state.detail) == ("postings", "unavailable", detail)
 
 
 async def test_the_whole_call_is_bounded_not_only_each_read() -> None:

@@ -19,6 +19,7 @@ from services.links.insights.story_models import (
     LedgerReward,
     ParticipantStory,
     PartState,
+    Posting,
     StoryClicks,
     StoryConversion,
     StoryLedger,
@@ -50,10 +51,22 @@ def sample_story(*, partial: bool = False) -> ParticipantStory:
     )  # fmt: skip
     parts = [
         PartState(part="ledger", source="rewards", state="ok"),
-        PartState(part="postings", source="rewards", state="not_offered", detail="no statement"),
+        PartState(part="postings", source="rewards", state="ok"),
         PartState(part="messages", source="notifications", state="ok"),
     ]
+    account = f"participant:{PROGRAM}:{ALICE}"
+    # A grant of 2500, then an operator takes 500 back: the balance the ledger shows (2000).
+    postings = [
+        Posting(at=at(12, 1), kind="grant", account=account, role="balances", unit="USD",
+                amount=2500, balance=2500, reward_id=uuid.UUID(int=61)),
+        Posting(at=at(14), kind="adjustment", account=account, role="balances", unit="USD",
+                amount=-500, balance=2000, actor="admin", reason="double <grant>"),
+    ]  # fmt: skip
     if partial:
+        parts[1] = PartState(
+            part="postings", source="rewards", state="not_offered",
+            detail="this rewards version offers no ledger statement",
+        )  # fmt: skip
         parts[2] = PartState(
             part="messages", source="notifications", state="unavailable",
             detail="notifications could not be reached (ConnectError)",
@@ -102,6 +115,7 @@ def sample_story(*, partial: bool = False) -> ParticipantStory:
             rewards=[LedgerReward(reward_id=uuid.UUID(int=61), side="referrer", rule="base",
                                   amount=2000, unit="USD", status="issued",
                                   fulfilment="ledger")],
+            postings=None if partial else postings,
         ),
         messages=None if partial else [
             StoryMessage(message_id=uuid.UUID(int=71), channel="email", trigger="welcome",
@@ -186,13 +200,24 @@ def test_the_story_page_renders_every_part(
     assert sides == [("issued", "referrer"), ("pending", "referee")]
     assert re.search(r'data-unit="USD" data-balance="2000"', html)
     assert 'data-message="00000000-0000-0000-0000-000000000047" data-status="sent"' in html
-    assert "postings: no statement" in html
-    kinds = re.findall(r'<tr data-kind="(\w+)">', html)
-    # Newest first: the rejection (13:00), the milestone (12:02) ... the enrolment (09:00).
-    assert kinds[:2] == ["decision", "milestone"] and kinds[-1] == "enrolment"
-    assert sorted(set(kinds)) == sorted(
-        {"enrolment", "share", "signup", "decision", "purchase", "reward", "milestone", "message"}
+    # The statement's postings, oldest first; the last running balance is the balance.
+    postings = re.findall(
+        r'data-posting-kind="(\w+)" data-role="(\w+)" data-unit="USD" data-amount="(-?\d+)" '
+        r'data-running="(-?\d+)"',
+        html,
     )
+    assert postings == [("grant", "balances", "2500", "2500"),
+                        ("adjustment", "balances", "-500", "2000")]  # fmt: skip
+    assert "double &lt;grant&gt;" in html and "(admin)" in html and "-$5.00" in html
+    assert "first 2 shown" not in html  # not truncated
+    kinds = re.findall(r'<tr data-kind="(\w+)">', html)
+    # Newest first: the adjustment (14:00), the rejection (13:00), the milestone (12:02) ...
+    # the enrolment (09:00).
+    assert kinds[:3] == ["ledger", "decision", "milestone"] and kinds[-1] == "enrolment"
+    assert sorted(set(kinds)) == sorted(
+        {"enrolment", "share", "signup", "decision", "purchase", "reward", "milestone", "ledger",
+         "message"}
+    )  # fmt: skip
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
 
 
@@ -209,6 +234,9 @@ def test_a_partial_story_says_which_part_is_missing(
     # The rest is still there.
     assert re.search(r'data-unit="USD" data-balance="2000"', html)
     assert "data-message=" not in html
+    # An older rewards without a statement: no postings table, and the page says why.
+    assert 'data-testid="postings"' not in html
+    assert "postings: this rewards version offers no ledger statement" in html
 
 
 def test_unknown_participants_and_programs_are_404_pages(client: TestClient) -> None:
@@ -258,3 +286,14 @@ def test_the_timeline_is_newest_first_and_names_rules() -> None:
     assert "customer-0001 bought 5000 USD" in texts
     assert "Reward 1000 USD to referee customer-0001 granted" in texts
     assert "email message 'welcome': sent" in texts
+    assert "Manual adjustment -500 USD by admin: double <grant>" in texts
+    # Grants show once, as the reward's own moment; a redemption only the ledger tells.
+    assert [m.kind for m in moments].count("ledger") == 1
+    sample = sample_story()
+    assert sample.ledger is not None and sample.ledger.postings is not None
+    spent = sample.ledger.postings[-1].model_copy(
+        update={"kind": "redemption", "amount": -700, "actor": None, "reason": None}
+    )
+    ledger = sample.ledger.model_copy(update={"postings": [spent]})
+    moments = timeline(sample.model_copy(update={"ledger": ledger}), lambda n, u: f"{n} {u}")
+    assert [m.text for m in moments if m.kind == "ledger"] == ["Redeemed 700 USD"]

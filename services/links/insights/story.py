@@ -117,15 +117,17 @@ async def participant_story(
             return await _local(conn, program_id, who)
 
     async with httpx.AsyncClient(follow_redirects=False) as client:
-        held, (ledger, ledger_state), (postings, postings_state), fetched = await asyncio.gather(
+        held, (ledger, ledger_state), statement, fetched = await asyncio.gather(
             local(),
             story_sources.fetch_ledger(client, sources, program_id, participant_id),
             story_sources.fetch_postings(client, sources, program_id, participant_id),
             story_sources.fetch_messages(client, sources, program_id, participant_id),
         )
+    postings, more_postings, postings_state = statement
     messages, more, messages_state = fetched
     if ledger is not None and postings is not None:
-        ledger = ledger.model_copy(update={"postings": postings})
+        update = {"postings": postings, "postings_truncated": more_postings}
+        ledger = ledger.model_copy(update=update)
     parts = [ledger_state, postings_state, messages_state]
     return ParticipantStory(
         **held,

@@ -126,15 +126,24 @@ class LedgerReward(_Out):
 
 
 class Posting(_Out):
-    """One ledger posting of the participant's statement."""
+    """One line of the participant's ledger statement (rewards' ``GET .../statement``)."""
 
-    account: str
-    amount: int
-    unit: str
-    reward_id: UUID | None = None
-    kind: str
     at: datetime
-    balance: int
+    kind: str = Field(
+        description="grant, release, cancel, clawback, refund_adjustment, payout, failed, "
+        "redemption or adjustment (manual)"
+    )
+    account: str
+    role: str = Field(
+        description="What the account is to the participant: balances, pending, "
+        "referee_balances or referee_pending"
+    )
+    unit: str
+    amount: int = Field(description="What the posting adds to the account (a credit is positive)")
+    balance: int = Field(description="The account's balance in this unit after the posting")
+    reward_id: UUID | None = None
+    actor: str | None = Field(default=None, description="Who made a manual adjustment")
+    reason: str | None = Field(default=None, description="Why, for a manual adjustment")
 
 
 class StoryLedger(_Out):
@@ -144,7 +153,12 @@ class StoryLedger(_Out):
     pending: dict[str, int]
     rewards: list[LedgerReward]
     postings: list[Posting] | None = Field(
-        default=None, description="The statement's postings; None while rewards offers none"
+        default=None,
+        description="The statement's postings, oldest first, each with its account's running "
+        "balance; None when rewards did not answer for them (see parts)",
+    )
+    postings_truncated: bool = Field(
+        default=False, description="More postings than shown (rewards' statement has them all)"
     )
 
 
@@ -161,12 +175,14 @@ class StoryMessage(_Out):
 
 
 PartName = Literal["ledger", "postings", "messages"]
+# not_offered: the other service's version does not serve that part yet.
+PartStateName = Literal["ok", "unavailable", "not_offered"]
 
 
 class PartState(_Out):
     part: PartName
     source: Literal["rewards", "notifications"]
-    state: Literal["ok", "unavailable", "not_offered"]
+    state: PartStateName
     detail: str | None = None
 
 

@@ -1,8 +1,8 @@
 """The parts of a participant's story that links does not hold, asked of the services that
-own them over HTTP (see docs/architecture.md, "The support story"): the ledger from rewards,
-the messages sent from notifications. Each call has its own time limit; a service that does
-not answer, or answers with an error, leaves its part out and says why, and the rest of the
-story is answered all the same."""
+own them over HTTP (see docs/architecture.md, "The support story"): the ledger and its
+statement's postings from rewards, the messages sent from notifications. Each call has its own
+time limit; a service that does not answer, or answers with an error, leaves its part out and
+says why, and the rest of the story is answered all the same."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from services.links.insights.story_models import (
     LedgerReward,
     PartState,
+    PartStateName,
     Posting,
     StoryLedger,
     StoryMessage,
@@ -24,6 +25,9 @@ from services.links.insights.story_models import (
 
 # The newest messages shown; more are in notifications' delivery log (paginated).
 MESSAGES_SHOWN = 100
+# The oldest postings shown (a statement reads oldest first, for its running balances); the
+# rest are in rewards' statement (paginated, and as CSV).
+POSTINGS_SHOWN = 500
 
 
 @dataclass(frozen=True)
@@ -112,21 +116,56 @@ async def fetch_ledger(
     return ledger, PartState(part="ledger", source="rewards", state="ok")
 
 
+def _postings_state(state: PartStateName, detail: str | None = None) -> PartState:
+    return PartState(part="postings", source="rewards", state=state, detail=detail)
+
+
+def _statement_absent(response: httpx.Response) -> bool:
+    """A 404 that does not name the participant: the path itself is unknown, so this rewards
+    version has no statement yet (rewards' own 404 names ``participant_id``)."""
+    try:
+        field = response.json().get("field")
+    except (ValueError, AttributeError):
+        field = None
+    return field != "participant_id"
+
+
 async def fetch_postings(
     client: httpx.AsyncClient, sources: Sources, program_id: UUID, participant_id: UUID
-) -> tuple[list[Posting] | None, PartState]:
-    """THE LEDGER STATEMENT CALL GOES HERE, and only here. Rewards' per-participant statement
-    (the postings with a running balance, issue #14 item 5) is being added beside this work;
-    until it is merged there is nothing to call, and the answer says so. Once it exists: one
-    ``_get`` of the statement (following its cursor up to a bound), mapped to ``Posting``,
-    with the same ``_Missing`` handling as ``fetch_ledger``."""
-    del client, sources, program_id, participant_id
-    return None, PartState(
-        part="postings",
-        source="rewards",
-        state="not_offered",
-        detail="this rewards version offers no ledger statement",
-    )
+) -> tuple[list[Posting] | None, bool, PartState]:
+    """The participant's ledger statement (rewards' ``GET .../participants/{pid}/statement``),
+    oldest first with each account's running balance, following its cursor up to
+    ``POSTINGS_SHOWN`` postings; and whether there are more than shown."""
+    participant = f"/v1/programs/{program_id}/participants/{participant_id}"
+    url = f"{sources.rewards_url}{participant}/statement"
+    postings: list[Posting] = []
+    cursor: str | None = None
+    more = False
+    try:
+        while True:
+            params: dict[str, Any] = {"limit": POSTINGS_SHOWN - len(postings)}
+            if cursor:
+                params["cursor"] = cursor
+            response = await _get(client, sources, "rewards", url, params)
+            if response.status_code == 404 and not postings:
+                if _statement_absent(response):
+                    detail = "this rewards version offers no ledger statement"
+                    return None, False, _postings_state("not_offered", detail)
+                detail = "rewards has not heard of this participant yet"
+                return [], False, _postings_state("ok", detail)
+            body = _body(response, "rewards")
+            lines = body["lines"]
+            postings += [Posting(**line) for line in lines]
+            more, cursor = bool(body["has_more"]), body["next_cursor"]
+            # An empty page cannot move the cursor on: stop rather than ask again.
+            if not more or not lines or not cursor or len(postings) >= POSTINGS_SHOWN:
+                break
+    except _Missing as missing:
+        return None, False, _postings_state("unavailable", missing.detail)
+    except (KeyError, TypeError, ValidationError):
+        detail = "rewards answered in a shape links does not know"
+        return None, False, _postings_state("unavailable", detail)
+    return postings[:POSTINGS_SHOWN], more, _postings_state("ok")
 
 
 async def fetch_messages(

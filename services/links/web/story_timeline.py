@@ -15,12 +15,17 @@ Amount = Callable[[int, str], str]
 @dataclass(frozen=True)
 class Moment:
     at: datetime
-    kind: str  # enrolment, share, signup, decision, purchase, refund, reward, milestone, message
+    # enrolment, share, signup, decision, purchase, refund, reward, milestone, ledger, message
+    kind: str
     text: str
 
 
 def _rules(rules: list[str]) -> str:
     return ", ".join(rules) or "no rule named"
+
+
+def _signed(amount: Amount, value: int, unit: str) -> str:
+    return f"{'-' if value < 0 else '+'}{amount(abs(value), unit)}"
 
 
 def timeline(story: ParticipantStory, amount: Amount) -> list[Moment]:
@@ -60,6 +65,16 @@ def timeline(story: ParticipantStory, amount: Amount) -> list[Moment]:
         Moment(m.reached_at, "milestone", f"Milestone {m.threshold} reached")
         for m in story.milestones
     ]
+    # Of the ledger's postings, those no other part tells: an operator's manual adjustment and a
+    # redemption (grants, releases and reversals already show as the rewards' own moments).
+    for p in (story.ledger.postings or []) if story.ledger else []:
+        if p.kind == "adjustment":
+            by = f" by {p.actor}" if p.actor else ""
+            why = f": {p.reason}" if p.reason else ""
+            text = f"Manual adjustment {_signed(amount, p.amount, p.unit)}{by}{why}"
+            moments.append(Moment(p.at, "ledger", text))
+        elif p.kind == "redemption":
+            moments.append(Moment(p.at, "ledger", f"Redeemed {amount(abs(p.amount), p.unit)}"))
     for msg in story.messages or []:
         moments.append(
             Moment(msg.sent_at or msg.created_at, "message",

@@ -185,11 +185,25 @@ async def _whole_then_partial(links: Links, notifications: uvicorn.Server) -> No
             and {m["trigger"] for m in s["messages"] or []} >= {"welcome", "reward_issued"}
         )
 
-    whole = await poll(story, settled)
-    assert settled(whole), whole
+    assert settled(await poll(story, settled))
+    # An operator's goodwill grant on rewards: a posting no event tells links about.
+    async with httpx.AsyncClient(base_url=links.settings.rewards_url) as rewards:
+        adjusted = await rewards.post(
+            f"/v1/programs/{pid}/participants/{a['id']}/adjustments", headers=links.admin,
+            json={"kind": "goodwill", "amount": 300, "unit": "USD", "reason": "sorry for the wait"},
+        )  # fmt: skip
+    assert adjusted.status_code == 201, adjusted.text
+
+    def adjusted_too(s: dict[str, Any]) -> bool:
+        postings = (s["ledger"] or {}).get("postings") or []
+        usd = s["ledger"]["balances"].get("USD") if s["ledger"] else None
+        return any(p["kind"] == "adjustment" for p in postings) and usd == 2300
+
+    whole = await poll(story, adjusted_too)
+    assert adjusted_too(whole), (whole["ledger"], whole["parts"])
     assert whole["complete"] is True
-    assert {p["part"]: p["state"] for p in whole["parts"]} == {
-        "ledger": "ok", "postings": "not_offered", "messages": "ok",
+    assert {p["part"]: (p["state"], p["detail"]) for p in whole["parts"]} == {
+        "ledger": ("ok", None), "postings": ("ok", None), "messages": ("ok", None),
     }  # fmt: skip
     who = whole["participant"]
     assert (who["participant_id"], who["code"], who["name"]) == (
@@ -225,7 +239,25 @@ async def _whole_then_partial(links: Links, notifications: uvicorn.Server) -> No
     ledger = whole["ledger"]
     mine = {w["reward_id"] for w in whole["rewards"] if w["side"] == "referrer"}
     assert {w["reward_id"] for w in ledger["rewards"]} == mine
-    assert ledger["balances"]["USD"] == 2000 and ledger["postings"] is None
+    # 2000 USD of the reward, 300 of the adjustment (and the milestone's perk, as PERK).
+    assert ledger["balances"]["USD"] == 2300 and ledger["postings_truncated"] is False
+    # The statement's postings agree with the ledger: the last running balance of each account
+    # is what the ledger holds, and each posting moves it by its amount.
+    postings = ledger["postings"]
+    last: dict[tuple[str, str], int] = {}
+    for p in postings:
+        assert p["balance"] == last.get((p["role"], p["unit"]), 0) + p["amount"], p
+        last[(p["role"], p["unit"])] = p["balance"]
+    assert {u: b for (role, u), b in last.items() if role == "balances"} == ledger["balances"]
+    assert {u: b for (role, u), b in last.items() if role == "pending" and b} == ledger["pending"]
+    grants = [p for p in postings if p["kind"] == "grant" and p["role"] == "balances"]
+    assert {p["reward_id"] for p in grants} <= mine and (2000, "USD") in {
+        (p["amount"], p["unit"]) for p in grants
+    }
+    [manual] = [p for p in postings if p["kind"] == "adjustment"]
+    assert (manual["amount"], manual["balance"], manual["reason"], manual["actor"]) == (
+        300, 2300, "sorry for the wait", "admin",
+    )  # fmt: skip
     messages = whole["messages"]
     assert {m["trigger"] for m in messages} >= {"welcome", "reward_issued"}
 
@@ -248,7 +280,14 @@ async def _whole_then_partial(links: Links, notifications: uvicorn.Server) -> No
     assert page.status_code == 200
     assert 'data-testid="story-partial"' in page.text and 'data-part="messages"' in page.text
     assert f'data-referral="{refused["referral_id"]}" data-status="rejected"' in page.text
-    assert 'data-unit="USD" data-balance="2000"' in page.text
+    assert 'data-unit="USD" data-balance="2300"' in page.text
+    assert 'data-testid="postings"' in page.text
+    adjustment_row = (
+        'data-posting-kind="adjustment" data-role="balances" data-unit="USD" data-amount="300" '
+        'data-running="2300"'
+    )
+    assert adjustment_row in page.text
+    assert "sorry for the wait" in page.text
     found = await links.http.get(
         f"/console/programs/{pid}/find", params={"q": a["code"].lower()}, follow_redirects=False
     )
@@ -310,6 +349,7 @@ async def test_a_silent_or_absent_service_leaves_only_its_part_out(
             assert (body["ledger"], body["messages"]) == (None, None)
             states = {p["part"]: (p["state"], p["detail"]) for p in body["parts"]}
             assert states["ledger"] == ("unavailable", "rewards did not answer within 0.5 s")
+            assert states["postings"] == ("unavailable", "rewards did not answer within 0.5 s")
             assert states["messages"][0] == "unavailable"
             assert states["messages"][1].startswith("notifications could not be reached")
             # The silent server holds the connection for 60 s: the answer came after the
