@@ -8,23 +8,17 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
-from pydantic import SecretStr
 
 from services.rewards import consumers, ledger
-from services.rewards.app import create_app
-from services.rewards.settings import RewardsSettings
 from shared.contracts import ParticipantEnrolled, ProgramPublished
 from shared.contracts.programs import ProgramDefinition
 from shared.http.auth import new_program_key, store_key
-from shared.settings import ServiceSettings
-from tests.integration.kafka_helpers import migrated
+from tests.integration.rewards.conftest import ADMIN, Client
 from tests.integration.rewards.test_rewards_flow import (
     T0,
     apply,
@@ -34,27 +28,6 @@ from tests.integration.rewards.test_rewards_flow import (
     publish,
     reversal,
 )
-
-ADMIN = {"Authorization": "Bearer admin-key"}
-Client = tuple[httpx.AsyncClient, asyncpg.Pool]
-
-
-@pytest.fixture
-async def app_client(settings: ServiceSettings) -> AsyncIterator[Client]:
-    await migrated(settings.database_url, "rewards")
-    app = create_app(
-        RewardsSettings(
-            **{
-                **settings.model_dump(),
-                "service_name": "rewards",
-                "admin_api_key": SecretStr("admin-key"),
-            }
-        )
-    )
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client, app.state.runtime.pool
 
 
 async def enrol(pool: asyncpg.Pool, program_id: uuid.UUID, external_user_id: str) -> uuid.UUID:

@@ -4,42 +4,12 @@ real lifespan: pool, producer, consumer) over a fresh database and broker."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import asyncpg
-import httpx
-import pytest
-from pydantic import SecretStr
-
 from services.rewards import consumers
-from services.rewards.app import create_app
-from services.rewards.settings import RewardsSettings
 from shared.contracts import ParticipantEnrolled
-from shared.settings import ServiceSettings
-from tests.integration.kafka_helpers import migrated
+from tests.integration.rewards.conftest import ADMIN, Client
 from tests.integration.rewards.test_rewards_flow import apply, conversion, convert, publish
-
-ADMIN = {"Authorization": "Bearer admin-key"}
-Client = tuple[httpx.AsyncClient, asyncpg.Pool]
-
-
-@pytest.fixture
-async def app_client(settings: ServiceSettings) -> AsyncIterator[Client]:
-    await migrated(settings.database_url, "rewards")
-    app = create_app(
-        RewardsSettings(
-            **{
-                **settings.model_dump(),
-                "service_name": "rewards",
-                "admin_api_key": SecretStr("admin-key"),
-            }
-        )
-    )
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client, app.state.runtime.pool
 
 
 def _enrolled(program_id: uuid.UUID) -> ParticipantEnrolled:
