@@ -116,7 +116,7 @@ async def refer(
 ) -> Referral:
     """One referee: signs up with the referrer's code, then buys."""
     # The participant's code reaches attribution through participant.enrolled: until then a
-    # signup is recorded unattributed, so each try is a new customer.
+    # signup waits for it (pending) and is decided when it arrives.
     customer_id = await eventually(lambda: _signed_up(http, program, code), timeout_s=30)
     order_id = f"order-{uuid.uuid4().hex[:10]}"
     conversion = _ok(
@@ -144,8 +144,19 @@ async def _signed_up(http: httpx.AsyncClient, program: Program, code: str) -> st
     )
     if response.status_code == 403:  # the key has not reached attribution yet
         return None
-    body = _ok(response, 200, 201)
-    return customer_id if body["attributed"] else None
+    body = _ok(response, 200, 201, 202)
+    if body["status"] == "pending":
+        body = await eventually(lambda: _decided(http, program, body["signup_id"]), timeout_s=30)
+    assert body["attributed"], body
+    return customer_id
+
+
+async def _decided(http: httpx.AsyncClient, program: Program, signup_id: str) -> Any:
+    response = await http.get(
+        f"{program.urls.attribution}/v1/signups/{signup_id}", headers=program.server
+    )
+    body = _ok(response, 200)
+    return body if body["status"] != "pending" else None
 
 
 async def refer_many(
