@@ -8,7 +8,7 @@ from tests.integration.attribution.conftest import Tracking
 
 
 async def _signups(tracking: Tracking) -> dict[str, str]:
-    """One referral in each status: active, flagged, rejected, unattributed."""
+    """One referral in each status: active, flagged, rejected, unattributed, pending."""
     _, code = await tracking.enroll(email="Ann@example.com")
     ids = {}
     for status, (customer, email) in {
@@ -16,9 +16,12 @@ async def _signups(tracking: Tracking) -> dict[str, str]:
         "flagged": ("c-flagged", "a@mailinator.com"),  # disposable: flagged
         "rejected": ("c-rejected", "ann@example.com"),  # the referrer's own email: rejected
         "unattributed": ("c-none", None),
+        "pending": ("c-waits", None),
     }.items():
-        body = {"customer_id": customer, "referral_code": code, "email": email}
-        if status == "unattributed":
+        body: dict[str, object] = {"customer_id": customer, "referral_code": code, "email": email}
+        if status == "unattributed":  # the company says it is its customer already
+            body["existing_customer"] = True
+        if status == "pending":  # a code attribution has not heard of (yet)
             body["referral_code"] = "NOPE-0000"
         response = await tracking.post("signups", body)
         assert response.json()["status"] == status, response.text
@@ -38,6 +41,7 @@ async def test_referrals_list_every_status_unless_filtered(tracking: Tracking) -
     assert await listed(status="flagged") == {ids["flagged"]}
     assert await listed(status=["active", "flagged"]) == {ids["active"], ids["flagged"]}
     assert await listed(status="rejected,unattributed") == {ids["rejected"], ids["unattributed"]}
+    assert await listed(status="pending") == {ids["pending"]}
     # Pages walk every status in one order, none twice.
     first = (await tracking.get("referrals", limit=3)).json()
     rest = (await tracking.get("referrals", limit=3, cursor=first["next_cursor"])).json()
