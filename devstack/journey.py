@@ -75,7 +75,11 @@ async def run_journey(
     log: Callable[[str], None] = print,
     referrer_reward: int = 2000,
     referee_reward: int = 2000,
+    program_known: Callable[[str], Awaitable[None]] | None = None,
 ) -> Journey:
+    """``program_known``: awaited with the program id before the friend buys, for callers that
+    need every service to hold the program first (a purchase that reaches rewards before the
+    program waits for it, and is rewarded in the program's trace rather than the purchase's)."""
     admin = {"Authorization": f"Bearer {admin_key}"}
     async with httpx.AsyncClient(timeout=10.0) as http:
         program = _ok(
@@ -136,6 +140,8 @@ async def run_journey(
             )
         )
         log(f"signup {customer_id}: attributed={signup['attributed']} ({signup['reason']})")
+        if program_known is not None:
+            await program_known(pid)
         order_id = f"order-{uuid.uuid4().hex[:8]}"
         conversion = _ok(
             await http.post(

@@ -11,14 +11,16 @@ import shutil
 import signal
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
 from devstack.journey import Urls, eventually, run_journey
-from devstack.stack import Stack, StackConfig
+from devstack.stack import Stack, StackConfig, database_url_for
 from tests.conftest import OUTPUT_DIR
 from tests.e2e.otlp_receiver import OtlpReceiver, ReceivedSpan, render_tree
 
@@ -70,7 +72,20 @@ async def test_one_trace_follows_a_referral_across_the_services(
     traced: Stack, otlp: OtlpReceiver
 ) -> None:
     urls = Urls.local(traced.config.ports)
-    journey = await run_journey(urls, traced.admin_api_key, log=lambda _: None)
+
+    async def rewards_knows(program_id: str) -> None:
+        # Else the purchase may wait for the program in rewards, and its reward is then made
+        # (and traced) when program.published arrives: a second trace, by design.
+        conn = await asyncpg.connect(database_url_for(traced.server_url, "rewards"))
+        try:
+            query = "SELECT 1 FROM program_versions WHERE program_id = $1"
+            await eventually(lambda: conn.fetchval(query, uuid.UUID(program_id)))
+        finally:
+            await conn.close()
+
+    journey = await run_journey(
+        urls, traced.admin_api_key, log=lambda _: None, program_known=rewards_knows
+    )
 
     # Generous waits: span batches are exported every few seconds, and CI machines are busy.
     [conversion] = await eventually(
