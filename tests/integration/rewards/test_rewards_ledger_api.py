@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from devstack.journey import eventually
 from services.rewards import consumers, ledger
 from shared.contracts import ParticipantEnrolled, ProgramPublished
 from shared.contracts.programs import ProgramDefinition
@@ -243,6 +244,14 @@ async def test_csv_is_the_whole_statement(app_client: Client) -> None:
         ),
         201,
     )
+
+    async def settled() -> bool:
+        # A posting shows once every transaction open when it was written has ended (the
+        # outbox relay may hold one while it sends): wait until the lines reach the balance.
+        body = ok(await client.get(f"{path}/statement", headers=ADMIN))
+        return sum(x["amount"] for x in body["lines"]) == body["totals"]["balances"]["USD"]
+
+    await eventually(settled, timeout_s=30)
     response = await client.get(f"{path}/statement.csv", headers=ADMIN)
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
