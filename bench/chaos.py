@@ -169,6 +169,28 @@ async def chaos_program(
     return program, {"Authorization": f"Bearer {key['secret_key']}"}
 
 
+async def wait_attribution_knows(stack: Stack, codes: list[str], timeout_s: float = 300) -> None:
+    """Until the program's key and codes reached attribution by events: the key is refused
+    before, and a signup naming a code attribution has not heard of waits (pending) for the
+    enrolment, so the journeys start only then (a loaded machine takes more than any fixed
+    wait)."""
+    db = await asyncpg.connect(database_url_for(stack.server_url, "attribution"))
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            known = await db.fetchval(
+                "SELECT count(*) FROM participants WHERE code = ANY($1::text[])", codes
+            )
+            keys = await db.fetchval("SELECT count(*) FROM api_keys")
+            if known == len(codes) and keys:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"attribution knows {known} of {len(codes)} codes, {keys} keys")
+            await asyncio.sleep(0.5)
+    finally:
+        await db.close()
+
+
 async def _journeys(
     stack: Stack,
     http: httpx.AsyncClient,
@@ -382,7 +404,7 @@ async def chaos_run(
                     json={"external_user_id": f"c{seed}-{i}"},
                 )
                 codes.append(p["code"])
-            await asyncio.sleep(1.0)  # the key and codes reach attribution by events
+            await wait_attribution_knows(stack, codes)
             accepted: list[str] = []
             driver = asyncio.create_task(
                 _journeys(stack, http, server, codes, journeys, rng, accepted)

@@ -59,6 +59,7 @@ from bench.chaos import (
     _retrying,
     _wait_dead_lettered,
     chaos_program,
+    wait_attribution_knows,
 )
 from bench.chaos_broker import DeadLetterWatcher
 from bench.chaos_kafka_probe import GROUPS, ClusterProbe, active_controller
@@ -334,28 +335,6 @@ async def _clicks(
         await asyncio.sleep(0.5)
 
 
-async def _wait_attribution_knows(stack: Stack, codes: list[str], timeout_s: float = 300) -> None:
-    """Until the program's key and codes reached attribution by events: the key is refused
-    before, and a signup naming a code attribution has not heard of waits (pending) for the
-    enrolment, so the journeys start only then (a loaded machine takes more than the second
-    bench/chaos.py waits)."""
-    db = await asyncpg.connect(database_url_for(stack.server_url, "attribution"))
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            known = await db.fetchval(
-                "SELECT count(*) FROM participants WHERE code = ANY($1::text[])", codes
-            )
-            keys = await db.fetchval("SELECT count(*) FROM api_keys")
-            if known == len(codes) and keys:
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"attribution knows {known} of {len(codes)} codes, {keys} keys")
-            await asyncio.sleep(0.5)
-    finally:
-        await db.close()
-
-
 async def _stored_clicks(db: asyncpg.Connection, want: int, timeout_s: float = 180) -> int:
     """Clicks in attribution's table once they reach ``want``, or at the timeout: a loaded
     machine can pause the click consumers for many seconds, so no early stop on a plateau."""
@@ -451,7 +430,7 @@ async def cluster_chaos_run(
                     json={"external_user_id": f"c{seed}-{i}"},
                 )
                 codes.append(p["code"])
-            await _wait_attribution_knows(stack, codes)
+            await wait_attribution_knows(stack, codes)
             accepted: list[str] = []
             answered = [0]
             background.append(

@@ -247,9 +247,11 @@ async def test_csv_is_the_whole_statement(app_client: Client) -> None:
 
     async def settled() -> bool:
         # A posting shows once every transaction open when it was written has ended (the
-        # outbox relay may hold one while it sends): wait until the lines reach the balance.
+        # outbox relay may hold one while it sends), and the three grants are written one by
+        # one: wait until the lines and the balance both reach the last of them.
         body = ok(await client.get(f"{path}/statement", headers=ADMIN))
-        return sum(x["amount"] for x in body["lines"]) == body["totals"]["balances"]["USD"]
+        lines = sum(x["amount"] for x in body["lines"])
+        return lines == body["totals"]["balances"].get("USD") == 905
 
     await eventually(settled, timeout_s=30)
     response = await client.get(f"{path}/statement.csv", headers=ADMIN)
