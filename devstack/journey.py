@@ -59,6 +59,19 @@ async def eventually(probe: Callable[[], Awaitable[Any]], timeout_s: float = 60.
         await asyncio.sleep(0.05)
 
 
+async def settle(
+    probe: Callable[[], Awaitable[Any]], done: Callable[[Any], bool], timeout_s: float = 40.0
+) -> Any:
+    """Poll ``probe`` until ``done(value)`` holds; the last value either way, so the caller's
+    assertion shows what was there instead of a bare timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await probe()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.1)
+
+
 def _ok(response: httpx.Response, *codes: int) -> dict[str, Any]:
     if response.status_code not in (codes or (200, 201)):
         raise RuntimeError(

@@ -4,32 +4,15 @@ analytics and exports reflect it (fed only by events)."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
-from devstack.journey import Urls, run_journey
+from devstack.journey import Urls, run_journey, settle
 from devstack.stack import Stack
-
-
-async def _poll(
-    probe: Callable[[], Awaitable[dict[str, Any]]],
-    done: Callable[[dict[str, Any]], bool],
-    timeout_s: float = 30.0,
-) -> dict[str, Any]:
-    """The last answer: the first one for which ``done`` holds, or the last before timeout."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await probe()
-        if done(value) or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.2)
 
 
 async def test_a_referral_shows_on_the_scoreboard_and_in_the_analytics(
@@ -50,7 +33,7 @@ async def test_a_referral_shows_on_the_scoreboard_and_in_the_analytics(
         async def scoreboard() -> dict[str, Any]:
             return (await http.get(f"{urls.links}/v1/scoreboards/{token}")).json()  # type: ignore[no-any-return]
 
-        board = await _poll(
+        board = await settle(
             scoreboard,
             lambda b: (
                 b.get("conversions") == 1 and any(r["issued"] == 2000 for r in b.get("rewards", []))
@@ -85,7 +68,7 @@ async def test_a_referral_shows_on_the_scoreboard_and_in_the_analytics(
             ).json()
 
         # Both sides' rewards (2000 USD each) were issued at once (internal ledger, no hold).
-        body = await _poll(analytics, lambda b: b.get("reward_cost") == {"USD": 4000})
+        body = await settle(analytics, lambda b: b.get("reward_cost") == {"USD": 4000})
         assert {s["stage"]: s["count"] for s in body["funnel"]} == {
             "enrolled": 1, "shared": 0, "clicked": 1, "signed_up": 1, "converted": 1,
             "rewarded": 1,

@@ -5,29 +5,13 @@ messages fetched from rewards and notifications over HTTP with the program's key
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
-from devstack.journey import Urls, run_journey
+from devstack.journey import Urls, run_journey, settle
 from devstack.stack import Stack
-
-
-async def _poll(
-    probe: Callable[[], Awaitable[dict[str, Any]]],
-    done: Callable[[dict[str, Any]], bool],
-    timeout_s: float = 40.0,
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await probe()
-        if done(value) or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.3)
 
 
 def _settled(story: dict[str, Any]) -> bool:
@@ -57,7 +41,7 @@ async def test_the_referrers_story_and_the_programs_roi(stack: Stack, urls: Urls
             assert response.status_code == 200, response.text
             return response.json()  # type: ignore[no-any-return]
 
-        body = await _poll(story, _settled)
+        body = await settle(story, _settled)
         assert _settled(body), body
         assert body["complete"] is True
         assert {p["part"]: p["state"] for p in body["parts"]}["messages"] == "ok"

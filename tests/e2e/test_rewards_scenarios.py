@@ -517,20 +517,20 @@ async def test_paypal_each_reward_uses_the_version_in_force(stack: Stack, urls: 
 
 
 async def version_arrived(stack: Stack, program: Program, version: int) -> None:
-    """Wait until rewards has the version; attribution reads the same topic, give it a
-    moment more."""
-    conn = await asyncpg.connect(database_url_for(stack.server_url, "rewards"))
-    try:
-        await eventually(
-            lambda: conn.fetchval(
-                "SELECT true FROM program_versions WHERE program_id = $1 AND version = $2",
-                uuid.UUID(program.id),
-                version,
+    """Wait until rewards and attribution both hold the version: each reads the topic on its
+    own, and a purchase priced before attribution has it would use the version before."""
+    for service in ("rewards", "attribution"):
+        conn = await asyncpg.connect(database_url_for(stack.server_url, service))
+        try:
+            await eventually(
+                lambda conn=conn: conn.fetchval(
+                    "SELECT true FROM program_versions WHERE program_id = $1 AND version = $2",
+                    uuid.UUID(program.id),
+                    version,
+                )
             )
-        )
-    finally:
-        await conn.close()
-    await asyncio.sleep(0.5)
+        finally:
+            await conn.close()
 
 
 async def refund(http: httpx.AsyncClient, program: Program, referral: Referral) -> dict[str, Any]:

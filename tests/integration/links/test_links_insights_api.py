@@ -5,16 +5,15 @@ checked against a hand count (see analytics_story)."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
+from devstack.journey import settle
 from services.links.insights import console
 from services.links.insights.dlq import dlq_sizes
 from services.links.insights.exports import COLUMNS
@@ -54,16 +53,6 @@ async def publish(links: Links, events: list[Event]) -> None:
         await producer.send_and_wait(
             event.TOPIC, value=env.data, key=event.key().encode(), headers=env.headers()
         )
-
-
-async def poll(probe: Any, until: Any, timeout_s: float = 20.0) -> Any:
-    """Call ``probe`` until ``until(value)`` holds; the last value either way."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await probe()
-        if until(value) or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.1)
 
 
 def _user_in(program_id: str, variant: str) -> str:
@@ -129,7 +118,7 @@ async def test_scoreboard_leaderboard_analytics_and_experiments(links: Links) ->
     expected_funnel = {
         "enrolled": 2, "shared": 1, "clicked": 3, "signed_up": 3, "converted": 1, "rewarded": 2,
     }  # fmt: skip
-    response = await poll(
+    response = await settle(
         analytics,
         lambda r: {s["stage"]: s["count"] for s in r.json()["funnel"]} == expected_funnel,
     )
@@ -232,7 +221,7 @@ async def test_scoreboard_leaderboard_analytics_and_experiments(links: Links) ->
     async def leaders() -> httpx.Response:
         return await links.http.get(f"/v1/programs/{pid}/leaderboard", headers=links.admin)
 
-    remaining = await poll(leaders, lambda r: len(r.json()) == 1)
+    remaining = await settle(leaders, lambda r: len(r.json()) == 1)
     assert [r["name"] for r in remaining.json()] == ["Alice Example"]
 
 
@@ -329,7 +318,7 @@ async def test_csv_exports(links: Links) -> None:
     async def fetch(kind: str) -> httpx.Response:
         return await links.http.get(f"/v1/programs/{pid}/export/{kind}.csv", headers=links.admin)
 
-    referrals_csv = await poll(lambda: fetch("referrals"), lambda r: r.text.count("\r\n") == 5)
+    referrals_csv = await settle(lambda: fetch("referrals"), lambda r: r.text.count("\r\n") == 5)
     assert referrals_csv.status_code == 200
     assert referrals_csv.headers["content-type"].startswith("text/csv")
     assert "attachment" in referrals_csv.headers["content-disposition"]
@@ -343,7 +332,7 @@ async def test_csv_exports(links: Links) -> None:
     assert by_referee["customer-0003"]["status"] == "reversed"
     assert "@" not in referrals_csv.text  # no emails, referee ids only
 
-    rewards_csv = await poll(lambda: fetch("rewards"), lambda r: r.text.count("\r\n") == 5)
+    rewards_csv = await settle(lambda: fetch("rewards"), lambda r: r.text.count("\r\n") == 5)
     rows = list(csv.reader(io.StringIO(rewards_csv.text)))
     assert rows[0] == list(COLUMNS["rewards"])
     states = {(r[4], r[10], r[9]) for r in rows[1:]}  # side, state, amount
@@ -379,7 +368,7 @@ async def test_console_overview_shows_funnels_failed_rewards_and_dlq_sizes(links
             and [s.count for s in mine[0].funnel] == [2, 1, 3, 3, 1, 2]
         )
 
-    result = await poll(overview, settled)
+    result = await settle(overview, settled)
     assert result.dlq["referral.signed_up.dlq"] == 1
     assert result.dlq["reward.created.dlq"] == 0  # every DLQ topic is listed
     [summary] = [p for p in result.programs if p.program_id == pid]

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,6 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from devstack.embedded import free_port
+from devstack.journey import settle
 from services.links.settings import LinksSettings
 from services.notifications.app import create_app as notifications_app
 from services.notifications.settings import NotificationsSettings
@@ -74,17 +75,6 @@ def _service_settings(
     )  # fmt: skip
     return {**{k: getattr(links_settings, k) for k in keep}, "database_url": database_url,
             "port": port}  # fmt: skip
-
-
-async def poll(
-    probe: Callable[[], Any], until: Callable[[Any], bool], timeout_s: float = 40
-) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await probe()
-        if until(value) or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.2)
 
 
 def _attribution_events(
@@ -185,7 +175,7 @@ async def _whole_then_partial(links: Links, notifications: uvicorn.Server) -> No
             and {m["trigger"] for m in s["messages"] or []} >= {"welcome", "reward_issued"}
         )
 
-    assert settled(await poll(story, settled))
+    assert settled(await settle(story, settled))
     # An operator's goodwill grant on rewards: a posting no event tells links about.
     async with httpx.AsyncClient(base_url=links.settings.rewards_url) as rewards:
         adjusted = await rewards.post(
@@ -199,7 +189,7 @@ async def _whole_then_partial(links: Links, notifications: uvicorn.Server) -> No
         usd = s["ledger"]["balances"].get("USD") if s["ledger"] else None
         return any(p["kind"] == "adjustment" for p in postings) and usd == 2300
 
-    whole = await poll(story, adjusted_too)
+    whole = await settle(story, adjusted_too)
     assert adjusted_too(whole), (whole["ledger"], whole["parts"])
     assert whole["complete"] is True
     assert {p["part"]: (p["state"], p["detail"]) for p in whole["parts"]} == {
@@ -263,7 +253,7 @@ async def _whole_then_partial(links: Links, notifications: uvicorn.Server) -> No
 
     # Notifications stops: the story still answers, without the messages, and says so.
     notifications.should_exit = True
-    await poll(lambda: _refused(links.settings.notifications_url), lambda down: down, 20)
+    await settle(lambda: _refused(links.settings.notifications_url), lambda down: down, 20)
     partial = await story()
     assert partial["complete"] is False and partial["messages"] is None
     states = {p["part"]: (p["state"], p["detail"]) for p in partial["parts"]}
