@@ -2,8 +2,8 @@
 when it happened (attribution names it; a purchase reported late keeps its old rules), read
 the referrer's history, apply the rules, then write one row per (conversion, rule, side) with
 its first ledger entry and announce it. A conversion whose version has not arrived waits
-(``awaiting_program``) and is rewarded when the version is published. Holds start when the
-reward is created, so a late purchase still gets its full hold."""
+(``awaiting_program``) and is rewarded when the version is published, in the purchase's
+trace. Holds start when the reward is created, so a late purchase still gets its full hold."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from opentelemetry import trace
 
 from services.rewards import events, ledger, lifecycle
 from services.rewards import repository as repo
@@ -28,12 +29,16 @@ from services.rewards.rules import (
 from shared.contracts import ProgramPublished, ReferralConverted
 from shared.contracts.sections.rewards import RewardPolicy
 from shared.http.outbound import new_webhook_secret
+from shared.telemetry import extract_context, inject_context
+
+_tracer = trace.get_tracer(__name__)
 
 
 async def record_conversion(conn: asyncpg.Connection, event: ReferralConverted) -> int:
     """Record a conversion and create its rewards; returns how many were created (0 also when
     the conversion was seen before, or waits for its program version)."""
-    conversion = await repo.conversions.insert_locking_referrer(conn, event)
+    traceparent = inject_context().get("traceparent")
+    conversion = await repo.conversions.insert_locking_referrer(conn, event, traceparent)
     if conversion is None:
         return 0  # seen before: rewarded, or waiting for its program version
     return await _create_rewards(conn, conversion)
@@ -70,7 +75,15 @@ async def _reward_waiting(conn: asyncpg.Connection, conversion_id: uuid.UUID) ->
     conversion = await repo.conversions.get_for_update(conn, conversion_id)
     if conversion is None:
         return 0
-    return await _create_rewards(conn, conversion)
+    if not conversion["traceparent"]:
+        return await _create_rewards(conn, conversion)
+    # Rewarded in the purchase's trace (ops follow one referral), linked to the publication
+    # that released it.
+    parent = extract_context({"traceparent": conversion["traceparent"]})
+    released_by = trace.get_current_span().get_span_context()
+    links = [trace.Link(released_by, {"link.kind": "released_by"})] if released_by.is_valid else []
+    with _tracer.start_as_current_span("rewards.reward_waiting", context=parent, links=links):
+        return await _create_rewards(conn, conversion)
 
 
 async def _create_rewards(conn: asyncpg.Connection, conversion: asyncpg.Record) -> int:

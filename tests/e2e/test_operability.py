@@ -74,8 +74,10 @@ async def test_one_trace_follows_a_referral_across_the_services(
     urls = Urls.local(traced.config.ports)
 
     async def rewards_knows(program_id: str) -> None:
-        # Else the purchase may wait for the program in rewards, and its reward is then made
-        # (and traced) when program.published arrives: a second trace, by design.
+        # Else the purchase may wait for the program in rewards and be rewarded while
+        # program.published is processed: still in the purchase's trace, but through a span
+        # linked to the publication (tests/integration/rewards/test_rewards_waiting_trace.py);
+        # this test follows the direct path.
         conn = await asyncpg.connect(database_url_for(traced.server_url, "rewards"))
         try:
             query = "SELECT 1 FROM program_versions WHERE program_id = $1"

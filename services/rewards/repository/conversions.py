@@ -15,7 +15,7 @@ Executor = asyncpg.Connection | asyncpg.Pool
 
 
 async def insert_locking_referrer(
-    conn: asyncpg.Connection, event: ReferralConverted
+    conn: asyncpg.Connection, event: ReferralConverted, traceparent: str | None
 ) -> asyncpg.Record | None:
     """Record a conversion as ``awaiting_program``; None when it was recorded before.
     The per-referrer lock (see ``locks.lock_referrer``) is taken by the insert itself: one
@@ -27,8 +27,8 @@ async def insert_locking_referrer(
         "VALUES ($4, $3) ON CONFLICT DO NOTHING) "
         "INSERT INTO conversions (conversion_id, referral_id, program_id, referrer_id, "
         "referee_customer_id, order_id, amount, currency, converted_at, program_version, status, "
-        "variant, sequence) "
-        "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'awaiting_program', $11, $12 "
+        "variant, sequence, traceparent) "
+        "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'awaiting_program', $11, $12, $14 "
         f"FROM (SELECT {REFERRER_LOCK_SQL.format(param='$13')}) AS lock "
         "ON CONFLICT DO NOTHING RETURNING *",
         event.conversion_id,
@@ -44,6 +44,7 @@ async def insert_locking_referrer(
         event.variant,
         event.sequence,
         referrer_lock_key(event.program_id, event.referrer_id),
+        traceparent,
     )
 
 
