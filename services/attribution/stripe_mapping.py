@@ -89,7 +89,12 @@ def _id_of(value: Any) -> str | None:
 
 
 def _at(unix: Any) -> datetime | None:
-    return datetime.fromtimestamp(unix, UTC) if isinstance(unix, int) and unix > 0 else None
+    if not isinstance(unix, int) or isinstance(unix, bool) or unix <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(unix, UTC)
+    except (OverflowError, OSError, ValueError):  # beyond the years a datetime holds
+        return None
 
 
 def _metadata_value(source: CustomerSource, *holders: Any) -> str | None:
@@ -114,7 +119,8 @@ def _subscription_details(invoice: dict[str, Any]) -> dict[str, Any]:
 def _invoice_payment_ids(invoice: dict[str, Any]) -> tuple[str, ...]:
     ids = [invoice["id"], _id_of(invoice.get("payment_intent")), _id_of(invoice.get("charge"))]
     payments = invoice.get("payments")
-    for item in payments.get("data", []) if isinstance(payments, dict) else []:
+    items = payments.get("data") if isinstance(payments, dict) else None
+    for item in items if isinstance(items, list) else []:
         payment = item.get("payment") if isinstance(item, dict) else None
         if isinstance(payment, dict):
             ids += [_id_of(payment.get("payment_intent")), _id_of(payment.get("charge"))]
@@ -133,7 +139,8 @@ def _paid_invoice(
     transitions = invoice.get("status_transitions")
     paid_at = _at(transitions.get("paid_at")) if isinstance(transitions, dict) else None
     lines = invoice.get("lines")
-    first_line = (lines.get("data") or [None])[0] if isinstance(lines, dict) else None
+    items = lines.get("data") if isinstance(lines, dict) else None
+    first_line = items[0] if isinstance(items, list) and items else None
     customer = Customer(
         _metadata_value(source, invoice, details, first_line),
         _id_of(invoice.get("customer")),

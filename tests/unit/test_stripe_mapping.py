@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.attribution.stripe_mapping import (
     ChargeRefund,
@@ -155,3 +157,40 @@ def test_an_old_signature_is_refused_as_stale() -> None:
     with pytest.raises(Problem) as none:
         verify(body, None, [secret], 300)
     assert none.value.type == "bad-stripe-signature"
+
+
+_KEYS = [
+    "id", "amount_paid", "amount_total", "amount_refunded", "currency", "customer", "metadata",
+    "status_transitions", "paid_at", "parent", "subscription_details", "lines", "data",
+    "payments", "payment", "mode", "subscription", "invoice", "payment_status",
+    "client_reference_id", "payment_intent", "charge", "customer_id",
+]  # fmt: skip
+_ANY = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60) | st.sampled_from(["", "x", "usd"]),
+    lambda inner: (
+        st.lists(inner, max_size=2) | st.dictionaries(st.sampled_from(_KEYS), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_VALID = [
+    invoice_paid(metadata={"customer_id": "c"}),
+    checkout_completed(client_reference_id="c"),
+    charge_refunded(invoice_paid(), amount_refunded=5),
+]
+
+
+@given(
+    base=st.sampled_from(_VALID),
+    changes=st.dictionaries(st.sampled_from(_KEYS), _ANY, max_size=4),
+    created=st.integers(-(2**62), 2**62) | _ANY,
+)
+def test_any_signed_payload_reads_as_an_outcome_never_an_error(
+    base: dict, changes: dict, created: object
+) -> None:
+    # Stripe retries what is answered 5xx: an oddly shaped event must be recorded, not crash.
+    obj = {**base["data"]["object"], **changes}
+    ev = {**base, "created": created, "data": {"object": obj}}
+    reading = read_event(ev, SOURCE)
+    assert isinstance(reading, Purchase | ChargeRefund | Ignored | Unusable)
+    if isinstance(reading, Purchase):
+        assert reading.amount > 0 and reading.currency == reading.currency.upper()
