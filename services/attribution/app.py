@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.attribution import api, pending, review_api
+from services.attribution import api, pending, review_api, stripe_api
 from services.attribution.consumers import consumer_groups
 from services.attribution.settings import AttributionSettings
 from shared.service import Runtime, create_service_app
@@ -22,7 +22,7 @@ def create_app(settings: AttributionSettings | None = None) -> FastAPI:
     return create_service_app(
         settings=settings,
         title="Referral attribution",
-        routers=[api.router, review_api.router],
+        routers=[api.router, review_api.router, stripe_api.router],
         consumers=consumer_groups(settings),
         on_start=on_start,
     )

@@ -69,6 +69,14 @@ class SignupIn(BaseModel):
     # The company says this person is already its customer: not referable (if the program
     # excludes existing customers).
     existing_customer: bool = False
+    billing_customer_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The customer's id in the company's billing system (Stripe's cus_...): "
+        "Stripe events that name this customer and no customer id of the company's own are "
+        "matched to this signup",
+    )
     occurred_at: AwareDatetime | None = Field(
         default=None,
         description="When the signup happened (default: when received); windows and rules "

@@ -31,6 +31,9 @@ class AttributionSettings(ServiceSettings):
     # the future (clock skew between the caller's machines and ours).
     occurred_at_max_age_days: float = Field(default=90.0, gt=0, le=36_500)
     occurred_at_clock_skew_s: float = Field(default=300.0, ge=0, le=86_400)
+    # A Stripe event whose signature is older than this is refused (a replayed capture);
+    # Stripe's own libraries default to 300 s.
+    stripe_signature_tolerance_s: int = Field(default=300, ge=1, le=86_400)
 
     def signup_time_bounds(self) -> TimeBounds:
         return TimeBounds(

@@ -216,6 +216,7 @@ def _new_signup(
         "device_hash": hasher.device(body.device_id),
         "user_agent_hash": hasher.user_agent(body.user_agent),
         "existing_customer": body.existing_customer,
+        "billing_customer_id": body.billing_customer_id,
     }
 
 

@@ -27,8 +27,12 @@ APPS = {
 }
 
 
-# Public on purpose: the unguessable token in the path is the credential.
-PUBLIC = {("links", "GET", "/v1/scoreboards/{token}")}
+# Public on purpose: the unguessable token in the path is the credential; Stripe's deliveries
+# are authenticated by their signature (tests/integration/attribution/test_attribution_stripe.py).
+PUBLIC = {
+    ("links", "GET", "/v1/scoreboards/{token}"),
+    ("attribution", "POST", "/v1/stripe/{endpoint_id}/events"),
+}
 
 
 def _routes() -> list[tuple[str, str, str]]:

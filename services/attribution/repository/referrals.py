@@ -85,6 +85,7 @@ _SIGNUP_COLUMNS = (
     "referral_code",
     "email_disposable",
     "pending_until",
+    "billing_customer_id",
 )
 
 
@@ -335,7 +336,8 @@ async def forget_customer(
     ``replacement``, every fingerprint hash goes, and so do the inputs of its fraud rules."""
     own = await conn.fetch(
         "UPDATE signups SET customer_id = $3, email_hash = NULL, email_domain_hash = NULL, "
-        "ip_hash = NULL, device_hash = NULL, user_agent_hash = NULL "
+        "ip_hash = NULL, device_hash = NULL, user_agent_hash = NULL, "
+        "billing_customer_id = NULL "
         "WHERE program_id = $1 AND customer_id = $2 RETURNING id",
         program_id,
         customer_id,

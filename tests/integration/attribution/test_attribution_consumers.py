@@ -110,11 +110,13 @@ async def test_an_erased_participant_is_forgotten(tracking: Tracking) -> None:
     await tracking.post(
         "signups",
         {"customer_id": "ref-42", "referral_code": code, "email": "ref@example.com",
-         "ip": "192.0.2.1", "existing_customer": True},
+         "ip": "192.0.2.1", "existing_customer": True, "billing_customer_id": "cus_ref42"},
     )  # fmt: skip
     await tracking.post(
         "signups", {"customer_id": "ref-42-friend", "referral_code": code, "ip": "192.0.2.1"}
     )
+    stored = "SELECT count(*) FROM signups WHERE billing_customer_id = 'cus_ref42'"
+    assert await tracking.count(stored) == 1
     event = participant_erased(tracking.program_id, referrer)
     await apply(tracking.pool, event)
     await apply(tracking.pool, event)  # a second delivery changes nothing more
@@ -127,6 +129,7 @@ async def test_an_erased_participant_is_forgotten(tracking: Tracking) -> None:
         "SELECT * FROM signups WHERE customer_id = $1", row["external_user_id"]
     )
     assert own["ip_hash"] is None and own["email_hash"] is None
+    assert own["billing_customer_id"] is None
     # The friend's referral (same IP as the referrer: flagged) keeps the pseudonymous id.
     friend = await tracking.pool.fetchrow(
         "SELECT * FROM signups WHERE customer_id = 'ref-42-friend'"
