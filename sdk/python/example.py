@@ -24,6 +24,7 @@ from referral_platform_client.api.rewards import participant_rewards
 from referral_platform_client.models import (
     BalanceOut,
     ConversionIn,
+    ConversionOut,
     ParticipantCreate,
     ProgramCreate,
     ProgramDefinitionIn,
@@ -101,6 +102,9 @@ def main() -> None:
         body=ConversionIn(customer_id=friend, order_id=order_id, amount=4999, currency="USD"),
         idempotency_key=order_id,  # the order id: a retried call is applied once
     )
+    # Held (202) if the signup were still pending; it is decided here, so this is the conversion.
+    if not isinstance(bought, ConversionOut):
+        sys.exit(f"conversion held: {bought.status}")
     print(f"conversion {bought.conversion_id} qualified={bought.qualified}")
 
     def issued() -> BalanceOut | None:
