@@ -9,6 +9,7 @@ Base URLs: ``LINKS_URL``, ``ATTRIBUTION_URL``, ``REWARDS_URL``, ``NOTIFICATIONS_
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -94,7 +95,7 @@ def main() -> None:
         return answer if answer.status != "pending" else None
 
     decision = first if first.status != "pending" else eventually(decided, "signup decided")
-    print(f"signup {friend}: attributed={decision.attributed} ({decision.reason})")
+    print(f"signup {friend}: attributed={json.dumps(decision.attributed)} ({decision.reason})")
 
     order_id = f"order-{uuid.uuid4().hex[:8]}"
     bought = server.call(
@@ -105,7 +106,7 @@ def main() -> None:
     # Held (202) if the signup were still pending; it is decided here, so this is the conversion.
     if not isinstance(bought, ConversionOut):
         sys.exit(f"conversion held: {bought.status}")
-    print(f"conversion {bought.conversion_id} qualified={bought.qualified}")
+    print(f"conversion {bought.conversion_id} qualified={json.dumps(bought.qualified)}")
 
     def issued() -> BalanceOut | None:
         balance = server.call(
@@ -114,7 +115,7 @@ def main() -> None:
         return balance if any(r.status == "issued" for r in balance.rewards) else None
 
     balance = eventually(issued, "referrer reward issued")
-    print(f"reward issued: balance {balance.balances.to_dict()}")
+    print(f"reward issued: balance {json.dumps(balance.balances.to_dict(), separators=(',', ':'))}")
 
     try:
         server.call(

@@ -62,11 +62,10 @@ def _example_env(stack: Stack, urls: Urls) -> dict[str, str]:
 
 
 def _assert_one_referral(output: str) -> None:
-    assert "attributed=True" in output, output
-    assert "qualified=True" in output, output
-    assert "reward issued: balance {'USD': 2000}" in output or (
-        'reward issued: balance {"USD":2000}' in output
-    ), output
+    """Both examples print the same lines (JSON spelling of values)."""
+    assert ": attributed=true (code)" in output, output
+    assert "qualified=true" in output, output
+    assert 'reward issued: balance {"USD":2000}' in output, output
     assert "typed problem: ValidationError 422 validation-error field=amount" in output, output
     assert output.rstrip().endswith("example complete"), output
 
