@@ -126,7 +126,9 @@ def merge(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 if method in target:
                     raise ValueError(f"{method.upper()} {path} is served by two services")
                 target[method] = op
-        merged["components"]["schemas"].update(doc["components"]["schemas"])
+        merged["components"]["schemas"].update(
+            {names.get(n, n): schema for n, schema in doc["components"]["schemas"].items()}
+        )
         merged["components"]["securitySchemes"].update(doc["components"].get("securitySchemes", {}))
     ids = [op["operationId"] for ops in merged["paths"].values() for op in ops.values()]
     if len(ids) != len(set(ids)):
