@@ -107,6 +107,14 @@ def main() -> None:
     if not isinstance(bought, ConversionOut):
         sys.exit(f"conversion held: {bought.status}")
     print(f"conversion {bought.conversion_id} qualified={json.dumps(bought.qualified)}")
+    again = server.call(
+        conversion.sync_detailed,
+        body=ConversionIn(customer_id=friend, order_id=order_id, amount=4999, currency="USD"),
+        idempotency_key=order_id,
+    )
+    if not isinstance(again, ConversionOut) or again.conversion_id != bought.conversion_id:
+        sys.exit(f"the repeated call was applied again: {again}")
+    print("repeated with the same Idempotency-Key: the first answer, applied once")
 
     def issued() -> BalanceOut | None:
         balance = server.call(

@@ -94,6 +94,16 @@ async function main(): Promise<void> {
   // Held (202) if the signup were still pending; it is decided here, so this is the conversion.
   if (!("conversion_id" in bought)) throw new Error(`conversion held: ${bought.status}`);
   console.log(`conversion ${bought.conversion_id} qualified=${bought.qualified}`);
+  const again = await ok(
+    server.attribution.POST("/v1/conversions", {
+      params: { header: { "Idempotency-Key": orderId } },
+      body: { customer_id: friend, order_id: orderId, amount: 4999, currency: "USD" },
+    }),
+  );
+  if (!("conversion_id" in again) || again.conversion_id !== bought.conversion_id) {
+    throw new Error(`the repeated call was applied again: ${JSON.stringify(again)}`);
+  }
+  console.log("repeated with the same Idempotency-Key: the first answer, applied once");
 
   const balance = await eventually(async () => {
     const answer = await ok(

@@ -1,9 +1,10 @@
 """The client SDKs, built from the services' current OpenAPI documents (``python -m sdk.build``,
 once per session), run their examples against the real services: one referral each (program,
-key, enrolment, signup, conversion, the referrer's reward) and a 422 caught as a typed
-``ValidationError``. The TypeScript example is type-checked against the generated types first,
-so an API change that breaks it fails here. Node.js and npm are required, not optional: without
-them these tests fail and say what to install."""
+key, enrolment, signup, conversion and its repeat with the same ``Idempotency-Key``, the
+referrer's reward) and a 422 caught as a typed ``ValidationError``. The TypeScript example is
+type-checked against the generated types first, so an API change that breaks it fails here.
+Node.js and npm are required, not optional: without them these tests fail and say what to
+install."""
 
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ def _assert_one_referral(output: str) -> None:
     """Both examples print the same lines (JSON spelling of values)."""
     assert ": attributed=true (code)" in output, output
     assert "qualified=true" in output, output
+    assert "same Idempotency-Key: the first answer, applied once" in output, output
     assert 'reward issued: balance {"USD":2000}' in output, output
     assert "typed problem: ValidationError 422 validation-error field=amount" in output, output
     assert output.rstrip().endswith("example complete"), output

@@ -15,7 +15,7 @@ import inspect
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import httpx
 
@@ -78,7 +78,14 @@ class ReferralPlatform:
         except KeyError:
             raise ValueError(f"{endpoint.__module__} is not a generated API call") from None
 
-    def call(self, endpoint: Callable[..., Response[Problem | T]], /, **kwargs: Any) -> T:
+    # The answer's type is the endpoint's without ``Problem`` (never returned, raised) where a
+    # type checker can infer it: when the endpoint has one success model. With two (a
+    # conversion: ``ConversionOut | HeldOut``) it stays the whole union: narrow with isinstance.
+    @overload
+    def call(self, endpoint: Callable[..., Response[Problem | T]], /, **kwargs: Any) -> T: ...
+    @overload
+    def call(self, endpoint: Callable[..., Response[T]], /, **kwargs: Any) -> T: ...
+    def call(self, endpoint: Callable[..., Response[Any]], /, **kwargs: Any) -> Any:
         """Call a generated ``*.sync_detailed`` function; its parsed answer, or a typed
         ``ProblemError`` for an error answer."""
         kwargs = _with_idempotency_key(endpoint, kwargs)
@@ -91,9 +98,17 @@ class ReferralPlatform:
                     raise
         raise AssertionError("unreachable")
 
+    @overload
     async def acall(
         self, endpoint: Callable[..., Awaitable[Response[Problem | T]]], /, **kwargs: Any
-    ) -> T:
+    ) -> T: ...
+    @overload
+    async def acall(
+        self, endpoint: Callable[..., Awaitable[Response[T]]], /, **kwargs: Any
+    ) -> T: ...
+    async def acall(
+        self, endpoint: Callable[..., Awaitable[Response[Any]]], /, **kwargs: Any
+    ) -> Any:
         """``call`` for a generated ``*.asyncio_detailed`` function."""
         kwargs = _with_idempotency_key(endpoint, kwargs)
         client = self.client_for(endpoint)
@@ -116,7 +131,7 @@ def _with_idempotency_key(endpoint: Callable[..., Any], kwargs: dict[str, Any]) 
     return kwargs
 
 
-def _answer(response: Response[Problem | T]) -> T:
+def _answer(response: Response[Any]) -> Any:
     if response.status_code >= 400:
         raise problem_from(response.status_code, response.content, httpx.Headers(response.headers))
-    return response.parsed  # type: ignore[return-value]  # a success answer's model
+    return response.parsed  # a success answer's model
