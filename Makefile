@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # kafka (Apache Kafka, one node) or kafka-cluster (three nodes); Kafka needs Java 17+ and Maven.
 BROKER ?= tansu
 
-.PHONY: dev test test-kafka kafka-fetch test-unit test-integration test-e2e lint format journey migrate topics clean bench-redirect bench-pipeline chaos
+.PHONY: dev test test-kafka kafka-fetch test-unit test-integration test-e2e lint format journey migrate topics clean bench-redirect bench-pipeline chaos sdk
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ dev: $(VENV)/.installed
 ## One referral end to end against a running `make dev`.
 journey: $(VENV)/.installed
 	$(BIN)/python -m devstack.journey
+
+## The client SDKs (Python, TypeScript) generated from the services' OpenAPI documents into
+## sdk/build/ (sdk/README.md); the TypeScript one needs Node.js 20+ and npm.
+sdk: $(VENV)/.installed
+	$(BIN)/python -m sdk.build
 
 ## Lint, then every test: unit, integration (real Postgres and broker), e2e (real processes),
 ## on Tansu; then the integration and e2e tests that talk to the broker again on Apache Kafka.
