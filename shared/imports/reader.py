@@ -84,52 +84,55 @@ class CsvRows:
         self._rest = lines.pop()
         if len(self._rest) > self.max_row_chars:
             raise row_too_large(self._number + 1, self.max_row_chars)
-        out: list[Item] = []
+        records: list[str] = []
         for line in lines:
-            self._line(line + "\n", out)
-        return out
+            if not self._record and '"' not in line:
+                records.append(line)  # the common case: a whole record, nothing quoted
+            else:
+                self._line(line + "\n", records)
+        return self._parse(records)
 
     def end(self) -> list[Item]:
-        out: list[Item] = []
+        records: list[str] = []
         if self._rest:
-            self._line(self._rest, out)
+            self._line(self._rest, records)
             self._rest = ""
         if self._record:  # an unterminated quoted field: csv takes it to the end of the data
             self._in_quotes = False
-            self._emit("".join(self._record), out)
+            records.append("".join(self._record))
+        out = self._parse(records)
         if self._positions is None:
             raise Problem(422, "empty-upload", "The upload has no header row", field="body")
         return out
 
-    def _line(self, line: str, out: list[Item]) -> None:
-        if not self._record and '"' not in line:
-            self._emit(line, out)
-            return
+    def _line(self, line: str, records: list[str]) -> None:
         self._in_quotes = _quotes_open(line, self._in_quotes, starts_record=not self._record)
         self._record.append(line)
         if self._in_quotes:
             if sum(map(len, self._record)) > self.max_row_chars:
-                raise row_too_large(self._number + 1, self.max_row_chars)
+                raise row_too_large(self._number + len(records) + 1, self.max_row_chars)
             return
-        self._emit("".join(self._record), out)
+        records.append("".join(self._record))
         self._record = []
 
-    def _emit(self, record: str, out: list[Item]) -> None:
-        self._number += 1
-        if len(record) > self.max_row_chars:
-            raise row_too_large(self._number, self.max_row_chars)
-        self._feed.items.append(record)
-        try:
-            cells = next(self._reader)
-        except csv.Error as exc:
-            out.append(RowError(self._number, None, f"not readable as CSV: {exc}"))
-            return
-        if self._positions is None:
-            self._header(cells)
-            return
-        if not cells or (len(cells) == 1 and not cells[0].strip()):
-            return  # a blank line is no row
-        out.append(self._row(cells))
+    def _parse(self, records: list[str]) -> list[Item]:
+        """Each record is whole, so csv reads exactly one row (``[]`` if blank) from each."""
+        out: list[Item] = []
+        self._feed.items.extend(records)
+        for record in records:
+            self._number += 1
+            if len(record) > self.max_row_chars:
+                raise row_too_large(self._number, self.max_row_chars)
+            try:
+                cells = next(self._reader)
+            except csv.Error as exc:
+                out.append(RowError(self._number, None, f"not readable as CSV: {exc}"))
+                continue
+            if self._positions is None:
+                self._header(cells)
+            elif cells and (len(cells) > 1 or cells[0].strip()):  # a blank line is no row
+                out.append(self._row(record, cells))
+        return out
 
     def _header(self, cells: list[str]) -> None:
         names = [header_name(c) for c in cells]
@@ -152,16 +155,16 @@ class CsvRows:
         self._positions = [(n, i) for i, n in enumerate(names) if n in known]
         self.ignored_columns = [n for n in names if n not in known]
 
-    def _row(self, cells: list[str]) -> Item:
+    def _row(self, record: str, cells: list[str]) -> Item:
         assert self._positions is not None
+        plain = record.isascii() and "\x00" not in record  # nothing to check in its values
         values: dict[str, str | None] = dict.fromkeys(self.columns.names)
+        count = len(cells)
         for name, index in self._positions:
-            if index < len(cells):
-                value = cells[index].strip()
-                if value:
-                    if problem := _value_problem(value):
-                        return RowError(self._number, name, problem)
-                    values[name] = value
+            if index < count and (value := cells[index].strip()):
+                if not plain and (problem := _value_problem(value)):
+                    return RowError(self._number, name, problem)
+                values[name] = value
         return Row(self._number, values)
 
 

@@ -13,7 +13,7 @@ import asyncpg
 from pydantic import ValidationError
 
 from services.links.participants import repository as repo
-from services.links.participants.codes import new_code
+from services.links.participants.codes import new_code, new_codes
 from services.links.participants.models import ParticipantCreate
 from services.links.programs import repository as programs
 from services.links.programs.experiments import assign_variant
@@ -23,7 +23,7 @@ from shared.contracts.programs import ProgramDefinition
 from shared.imports.models import Columns, InvalidRow, Row, RowError
 from shared.imports.runner import Apply, BatchResult, ImportFailed
 from shared.imports.upload import ImportKind
-from shared.messaging.outbox import enqueue_many, outbox_row
+from shared.messaging.outbox import enqueue_many, outbox_rows
 
 COLUMNS = Columns(
     required=("external_user_id",),
@@ -88,30 +88,29 @@ async def enrol_rows(
             result.errors.append(RowError(row.number, "code", "the program takes no vanity codes"))
         else:
             pending.append(_new(program_id, row, policy))
+    for values, code in zip(
+        pending, new_codes(len(pending), policy.links.code_length), strict=True
+    ):
+        values["code"] = values["code"] or code
     created = await _insert(conn, program_id, pending, policy, result)
     result.created = len(created)
     link = f"{base_url.rstrip('/')}/r/"
-    await enqueue_many(
-        conn,
-        [
-            outbox_row(
-                ParticipantEnrolled(
-                    participant_id=v["id"],
-                    program_id=program_id,
-                    external_user_id=v["external_user_id"],
-                    code=v["code"],
-                    link_url=link + v["code"],
-                    email=v["email"],
-                    name=v["name"],
-                    locale=v["locale"],
-                    variant=v["variant"],
-                    enrolled_at=at,
-                ),
-                source=EVENT_SOURCE,
-            )
-            for v, at in created
-        ],
-    )
+    events = [
+        ParticipantEnrolled(
+            participant_id=v["id"],
+            program_id=program_id,
+            external_user_id=v["external_user_id"],
+            code=v["code"],
+            link_url=link + v["code"],
+            email=v["email"],
+            name=v["name"],
+            locale=v["locale"],
+            variant=v["variant"],
+            enrolled_at=at,
+        )
+        for v, at in created
+    ]
+    await enqueue_many(conn, outbox_rows(events, source=EVENT_SOURCE))
     return result
 
 
@@ -122,7 +121,7 @@ def _new(program_id: uuid.UUID, row: Row, policy: ProgramDefinition) -> dict[str
         "row": row.number,
         "id": uuid.uuid4(),
         "external_user_id": uid,
-        "code": code or new_code(policy.links.code_length),
+        "code": code,  # a random one is drawn for the whole batch at once
         "vanity": code is not None,
         "email": row.values["email"],
         "name": row.values["name"],
