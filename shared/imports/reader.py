@@ -74,6 +74,7 @@ class CsvRows:
         self._positions: list[tuple[str, int]] | None = None  # header: (column, cell index)
         self._rest = ""  # text after the last line break
         self._record: list[str] = []  # lines of a record still inside quotes
+        self._record_chars = 0
         self._in_quotes = False
         self._number = 0  # records started (the header is record 1)
         self._feed = _Feed()
@@ -108,12 +109,13 @@ class CsvRows:
     def _line(self, line: str, records: list[str]) -> None:
         self._in_quotes = _quotes_open(line, self._in_quotes, starts_record=not self._record)
         self._record.append(line)
+        self._record_chars += len(line)
         if self._in_quotes:
-            if sum(map(len, self._record)) > self.max_row_chars:
+            if self._record_chars > self.max_row_chars:
                 raise row_too_large(self._number + len(records) + 1, self.max_row_chars)
             return
         records.append("".join(self._record))
-        self._record = []
+        self._record, self._record_chars = [], 0
 
     def _parse(self, records: list[str]) -> list[Item]:
         """Each record is whole, so csv reads exactly one row (``[]`` if blank) from each."""
