@@ -22,7 +22,7 @@ COLUMNS = Columns(required=("external_user_id",), optional=("email", "name"))
 # Cell text as CRMs write it: anything printable, commas, quotes and line breaks included.
 cells = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x00")
-    | st.sampled_from([",", "\"", "\n", "\r", " "]),
+    | st.sampled_from([",", '"', "\n", "\r", " "]),
     max_size=12,
 )
 
