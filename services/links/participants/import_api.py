@@ -41,9 +41,9 @@ async def import_participants(
     (`GET /v1/imports/{id}/errors`) and does not stop the import."""
     fmt = format_of(request.headers.get("content-type"))
     pool = runtime_of(request).pool
-    await open_version(pool, program_id)
     if (job := await replay(pool, program_id, PARTICIPANTS.name, idempotency_key)) is not None:
         return imports.accepted(job, replayed=True)
+    await open_version(pool, program_id)
     job = await receive(pool, PARTICIPANTS, program_id, fmt, request.stream(), idempotency_key)
     request.app.state.import_runner.wake()
     return imports.accepted(job, replayed=False)

@@ -200,7 +200,10 @@ BAD = {
 
 async def test_100k_streamed_rows_enrol_and_report_their_bad_rows(links: Links) -> None:
     """The issue's scenario: one streamed upload of 100,000 CSV rows (generated on the fly,
-    never held whole), a handful of them bad; progress readable while it runs."""
+    never held whole), a handful of them bad; progress readable while it runs. About 30 s on
+    two cores with a light load; the deadline is far above that, as a loaded machine (or one
+    running the relay and projector of 100,000 events in the same process) can be slower
+    many times over, and the rates printed say how it went."""
     program = await links.program()
     pool = links.app.state.runtime.pool
     while_receiving: list[dict[str, Any]] = []
@@ -236,7 +239,7 @@ async def test_100k_streamed_rows_enrol_and_report_their_bad_rows(links: Links) 
     assert progress["status"] == "receiving" and progress["rows_total"] is None
     assert 0 < progress["rows_received"] <= 20_000
 
-    done = await _finished(links, response.headers["location"], timeout_s=180)
+    done = await _finished(links, response.headers["location"], timeout_s=900)
     finished = time.perf_counter()
     print(
         f"\nimports: {ROWS} rows: upload {ROWS / (received - started):,.0f} rows/s, "
