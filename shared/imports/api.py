@@ -80,7 +80,7 @@ def _cursor(after: str | None) -> tuple[int, int]:
     if not after:
         return 0, 0
     row, _, ident = after.partition(".")
-    if not (row.isdigit() and ident.isdigit()):
+    if not (row.isdigit() and ident.isdigit() and len(row) < 19 and len(ident) < 19):
         raise Problem(422, "invalid-cursor", "Pass `after` as a page's next_after", field="after")
     return int(row), int(ident)
 

@@ -221,7 +221,7 @@ class JsonLines:
         self._seen_any = True
         try:
             obj = json.loads(line)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             return RowError(self._number, None, f"not valid JSON: {exc}")
         if not isinstance(obj, dict):
             return RowError(self._number, None, "not a JSON object")

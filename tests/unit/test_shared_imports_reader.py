@@ -146,6 +146,12 @@ def test_uploads_that_cannot_be_read_are_refused(
     assert (refused.value.status, refused.value.field) == (status, field)
 
 
+def test_a_line_nested_too_deeply_is_an_error_of_its_row() -> None:
+    items = _read(b"[" * 50_000 + b"\n" + b'{"external_user_id": "u"}\n', "jsonl", [])
+    assert isinstance(items[0], RowError) and items[0].row == 1
+    assert isinstance(items[1], Row) and items[1].number == 2
+
+
 def test_unknown_columns_are_listed_as_ignored() -> None:
     parser = CsvRows(COLUMNS)
     parser.feed("Plan,external_user_id,Notes\ngold,u-1,x\n")
