@@ -61,3 +61,7 @@ class Hasher:
 
     def user_agent(self, user_agent: str | None) -> str | None:
         return self.hash("ua", user_agent) if user_agent else None
+
+    def customer(self, customer_id: str) -> str:
+        """A customer id the company told us of in bulk (imported existing customers)."""
+        return self.hash("customer", customer_id)

@@ -39,7 +39,7 @@ from services.attribution.policy import (
     attribute_click,
     first_click,
 )
-from services.attribution.repository import inputs, referrals
+from services.attribution.repository import customers, inputs, referrals
 from shared.contracts.sections.attribution import AttributionPolicy
 from shared.telemetry import extract_context
 
@@ -198,7 +198,12 @@ async def record_decision(
 
 
 def _new_signup(
-    program_id: UUID, body: SignupIn, hasher: Hasher, occurred_at: datetime, now: datetime
+    program_id: UUID,
+    body: SignupIn,
+    hasher: Hasher,
+    occurred_at: datetime,
+    now: datetime,
+    existing_customer: bool,
 ) -> dict[str, Any]:
     domain = email_domain(body.email) if body.email else None
     return {
@@ -215,7 +220,7 @@ def _new_signup(
         "ip_hash": hasher.ip(body.ip),
         "device_hash": hasher.device(body.device_id),
         "user_agent_hash": hasher.user_agent(body.user_agent),
-        "existing_customer": body.existing_customer,
+        "existing_customer": existing_customer,
         "billing_customer_id": body.billing_customer_id,
     }
 
@@ -234,7 +239,11 @@ async def track_signup(
     if existing is not None:
         return 200, await signup_out(conn, existing)
     signed_up_at = occurred_at(body.occurred_at, now, limits.bounds)
-    values = _new_signup(program_id, body, hasher, signed_up_at, now)
+    # The company says so on the call, or told us in bulk (an imported existing customer).
+    existing_customer = body.existing_customer or await customers.is_imported(
+        conn, program_id, hasher.customer(body.customer_id)
+    )
+    values = _new_signup(program_id, body, hasher, signed_up_at, now, existing_customer)
     verdict = await decide(conn, values, now)
     if verdict.waiting_for is not None:
         values.update(

@@ -20,11 +20,13 @@ from services.links.gateway import api as gateway_api
 from services.links.gateway.lifecycle import start_gateway, stop_gateway
 from services.links.insights import api as insights_api
 from services.links.participants import api as participant_api
-from services.links.participants import qr_api
+from services.links.participants import import_api, qr_api
+from services.links.participants.bulk_enrolment import PARTICIPANTS, enrolment_of
 from services.links.programs import api as program_api
 from services.links.programs import internal_api
 from services.links.settings import LinksSettings
 from services.links.web import console_pages, scoreboard_pages
+from shared.imports.runner import ImportRunner
 from shared.messaging.groups import ConsumerGroup
 from shared.service import Runtime, create_service_app
 
@@ -40,6 +42,7 @@ def _parts(role: str, settings: LinksSettings) -> tuple[list[APIRouter], list[Co
     rest = [
         program_api.router,
         participant_api.router,
+        import_api.router,
         internal_api.router,
         insights_api.router,
         scoreboard_pages.router,
@@ -49,7 +52,7 @@ def _parts(role: str, settings: LinksSettings) -> tuple[list[APIRouter], list[Co
         return gateway, []
     if role == "insights":
         return rest, consumer_groups(settings)
-    return [*rest[:2], *gateway, *rest[2:]], consumer_groups(settings)
+    return [*rest[:3], *gateway, *rest[3:]], consumer_groups(settings)
 
 
 def create_app(settings: LinksSettings | None = None) -> FastAPI:
@@ -62,6 +65,13 @@ def create_app(settings: LinksSettings | None = None) -> FastAPI:
     async def on_start(rt: Runtime) -> None:
         if serves_redirects:
             await start_gateway(app, rt, settings)
+        if role != "gateway":
+            # Bulk enrolments: any replica serving the API runs (or takes over) import jobs.
+            runner = ImportRunner(
+                rt.pool, {PARTICIPANTS.name: enrolment_of(settings.public_base_url)}
+            )
+            app.state.import_runner = runner
+            rt.spawn(runner.run(rt.stop), "imports")
 
     async def on_stop(rt: Runtime) -> None:
         if serves_redirects:

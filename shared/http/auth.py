@@ -206,3 +206,14 @@ async def require_program_key(request: Request) -> UUID:
     """A program's secret key; the program it belongs to is the caller's program."""
     runtime = request.app.state.runtime
     return await program_for_key(runtime.pool, bearer_token(request), _directory_of(runtime))
+
+
+async def require_any_key(request: Request) -> UUID | None:
+    """The admin key (None: every program) or any program's secret key (its program): for
+    routes whose resource names its program only once it is read."""
+    token = bearer_token(request)
+    admin = _admin_key_of(request)
+    if admin and hmac.compare_digest(token.encode(), admin.encode()):
+        return None
+    runtime = request.app.state.runtime
+    return await program_for_key(runtime.pool, token, _directory_of(runtime))

@@ -17,7 +17,12 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from shared.http.auth import require_admin, require_program_access, require_program_key
+from shared.http.auth import (
+    require_admin,
+    require_any_key,
+    require_program_access,
+    require_program_key,
+)
 from shared.http.problems import PROBLEM_JSON, TITLES
 
 PROBLEM_SCHEMA = "Problem"
@@ -26,6 +31,7 @@ BEARER_SCHEME = "bearerKey"
 # that may not do this).
 AUTH_DEPENDENCIES: set[Callable[..., Any]] = {
     require_admin,
+    require_any_key,
     require_program_access,
     require_program_key,
 }
@@ -101,7 +107,7 @@ def _authenticated(route: RouteContext) -> bool:
 
 
 def _checks_program_keys(route: RouteContext) -> bool:
-    keyed = {require_program_access, require_program_key}
+    keyed = {require_any_key, require_program_access, require_program_key}
     return any(d.call in keyed for d in _dependants(route.dependant))
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Sequence
 from contextvars import ContextVar
 
 import asyncpg
@@ -45,6 +46,21 @@ def outbox_row(event: Event, *, source: str) -> OutboxRow:
     env = envelope_for(event, source)
     headers = {k: v.decode() for k, v in env.headers()}
     return env.id, event.TOPIC, event.key(), headers, env.data
+
+
+def outbox_rows(events: Sequence[Event], *, source: str) -> list[OutboxRow]:
+    """The outbox rows of many events written at one moment (a batch): the envelope's
+    attributes that do not vary (time, source, trace context) are made once for all."""
+    common = Envelope(type="", source=source, data=b"", trace=inject_context())
+    fixed = {k: v.decode() for k, v in common.headers() if k not in ("ce_id", "ce_type")}
+    rows: list[OutboxRow] = []
+    for event in events:
+        event_id = str(uuid.uuid4())
+        headers = {**fixed, "ce_id": event_id, "ce_type": event.TYPE}
+        if (subject := event.subject()) is not None:
+            headers["ce_subject"] = subject
+        rows.append((event_id, event.TOPIC, event.key(), headers, event.model_dump_json().encode()))
+    return rows
 
 
 # Rows enqueued on this connection while ``batched`` is active, written when it ends.

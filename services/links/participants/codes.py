@@ -31,6 +31,29 @@ def new_code(length: int = CODE_LENGTH) -> str:
     return "".join(secrets.choice(ALPHABET) for _ in range(max(length, MIN_CODE_LENGTH)))
 
 
+def new_codes(count: int, length: int = CODE_LENGTH) -> list[str]:
+    """``count`` codes as ``new_code`` draws them (uniform over the alphabet), from one read of
+    the system's randomness instead of one per character: for bulk enrolment."""
+    length = max(length, MIN_CODE_LENGTH)
+    space = len(ALPHABET) ** length
+    width = (space.bit_length() + 7) // 8 + 2  # two spare bytes: rejections are rare
+    limit = (256**width // space) * space  # below this, value % space is uniform
+    block = secrets.token_bytes(width * count)
+    codes = []
+    for i in range(count):
+        value = int.from_bytes(block[i * width : (i + 1) * width], "big")
+        if value >= limit:
+            codes.append(new_code(length))
+            continue
+        value %= space
+        chars = []
+        for _ in range(length):
+            value, digit = divmod(value, len(ALPHABET))
+            chars.append(ALPHABET[digit])
+        codes.append("".join(chars))
+    return codes
+
+
 def vanity_problem(code: str) -> str | None:
     """Why ``code`` cannot be a vanity code, or None if it can."""
     if not VANITY_RE.match(code):

@@ -96,6 +96,9 @@ async def enrol_participant(
             values["code"] = new_code(policy.links.code_length)
             if await repo.insert_participant(conn, values):
                 break
+            # A bulk import (which takes no per-user lock) may have just enrolled this user.
+            if enrolled := await repo.find_participant(conn, program_id, body.external_user_id):
+                return Enrolment(participant_out(base_url, enrolled, definition), created=False)
     row = await repo.get_participant(conn, values["id"])
     out = participant_out(base_url, row, definition)
     await enqueue(
@@ -122,11 +125,17 @@ async def enrol(
 ) -> Enrolment:
     """``POST .../participants``: the version in force must exist and be active."""
     async with pool.acquire() as conn, conn.transaction():
-        current = await programs.in_force(conn, program_id, datetime.now(UTC))
-        if current is None:
-            if await programs.get_program(conn, program_id) is None:
-                raise program_not_found(program_id)
-            raise Problem(409, "program-not-in-force", "No version of this program is in force")
-        if current["status"] != "active":
-            raise Problem(409, "program-paused", "The program takes no new enrolments")
+        current = await open_version(conn, program_id)
         return await enrol_participant(conn, base_url, program_id, current["definition"], body)
+
+
+async def open_version(conn: asyncpg.Connection | asyncpg.Pool, program_id: UUID) -> Any:
+    """The version in force, if the program takes enrolments: else 404 or 409."""
+    current = await programs.in_force(conn, program_id, datetime.now(UTC))
+    if current is None:
+        if await programs.get_program(conn, program_id) is None:
+            raise program_not_found(program_id)
+        raise Problem(409, "program-not-in-force", "No version of this program is in force")
+    if current["status"] != "active":
+        raise Problem(409, "program-paused", "The program takes no new enrolments")
+    return current

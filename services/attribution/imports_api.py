@@ -1,0 +1,80 @@
+"""Import routes (the program's secret key): bulk import of existing customer ids from a CSV
+or JSON Lines upload, its progress and its error report."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+
+from services.attribution.customer_imports import CUSTOMERS
+from shared.http.auth import require_program_key
+from shared.http.openapi import problem_responses
+from shared.imports import api as imports
+from shared.imports.models import ImportOut, RowErrorPage
+from shared.imports.upload import format_of, receive, replay
+from shared.service import runtime_of
+
+router = APIRouter(prefix="/v1", tags=["imports"])
+
+
+@router.post(
+    "/imports/customers",
+    status_code=202,
+    response_model=ImportOut,
+    responses={**imports.ACCEPTED, **problem_responses(400, 409, 413, 415, 422)},
+    openapi_extra=imports.UPLOAD_BODY,
+)
+async def import_customers(
+    request: Request,
+    program_id: UUID = Depends(require_program_key),
+    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+) -> Any:
+    """Import the program's existing customers (CSV with a `customer_id` column, or JSON Lines
+    with a `customer_id` field; other columns ignored), so that none of them is ever counted
+    as referred: a later signup of one is recorded with `reason: existing_customer` (when the
+    program excludes existing customers, the default). Only a keyed hash of each id is kept.
+    Streamed and spooled; applied in the background (202, `Location: /v1/imports/{id}`); a
+    customer imported before is counted `existing`."""
+    fmt = format_of(request.headers.get("content-type"))
+    pool = runtime_of(request).pool
+    if (job := await replay(pool, program_id, CUSTOMERS.name, idempotency_key)) is not None:
+        return imports.accepted(job, replayed=True)
+    job = await receive(pool, CUSTOMERS, program_id, fmt, request.stream(), idempotency_key)
+    request.app.state.import_runner.wake()
+    return imports.accepted(job, replayed=False)
+
+
+@router.get("/imports/{import_id}", response_model=ImportOut, responses=problem_responses(404))
+async def get_import(
+    import_id: UUID, request: Request, program_id: UUID = Depends(require_program_key)
+) -> Any:
+    """An import's status and progress."""
+    pool = runtime_of(request).pool
+    return imports.import_out(await imports.job_of_program(pool, import_id, program_id))
+
+
+@router.get(
+    "/imports/{import_id}/errors",
+    response_model=RowErrorPage,
+    responses={
+        **problem_responses(404),
+        200: {"content": {"text/csv": {}}, "description": "`?format=csv`: every error"},
+    },
+)
+async def import_errors(
+    import_id: UUID,
+    request: Request,
+    program_id: UUID = Depends(require_program_key),
+    after: str | None = Query(default=None, max_length=40, description="A page's next_after"),
+    limit: int = Query(default=100, ge=1, le=imports.ERRORS_PAGE_MAX),
+    format: str = Query(default="json", pattern="^(json|csv)$"),
+) -> Any:
+    """The rows refused, in row order (a CSV header is row 1): `row`, `field` (null when the
+    row as a whole was unreadable) and `message`; `?format=csv` streams them all as CSV."""
+    pool = runtime_of(request).pool
+    await imports.job_of_program(pool, import_id, program_id)
+    if format == "csv":
+        return imports.errors_csv(pool, import_id)
+    return await imports.errors_page(pool, import_id, after, limit)
