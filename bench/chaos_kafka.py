@@ -65,6 +65,7 @@ from bench.chaos_broker import DeadLetterWatcher
 from bench.chaos_kafka_probe import GROUPS, ClusterProbe, active_controller
 from bench.chaos_replicas import ServiceReplicas
 from devstack.kafka import KafkaCluster
+from devstack.kafka.cluster import QUICK_JVM
 from devstack.stack import Stack, StackConfig, database_url_for
 from shared.contracts import LinkClicked, ReferralConverted, RewardIssued
 from shared.messaging.producer import all_topics
@@ -261,7 +262,7 @@ def _restart_stopped(cluster: KafkaCluster) -> None:
             cluster.start_node(node.node_id, NODE_START_TIMEOUT_S)
 
 
-async def create_topics(bootstrap: str) -> None:
+async def create_topics(bootstrap: str, partitions: int = PARTITIONS) -> None:
     """Every topic and DLQ twin as production has them, before the services start (they would
     create missing ones with their own settings)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -269,7 +270,7 @@ async def create_topics(bootstrap: str) -> None:
     try:
         config = {"min.insync.replicas": str(MIN_INSYNC)}
         await admin.create_topics(
-            [NewTopic(t, PARTITIONS, REPLICATION, topic_configs=config) for t in all_topics()]
+            [NewTopic(t, partitions, REPLICATION, topic_configs=config) for t in all_topics()]
         )
     finally:
         await admin.close()
@@ -380,11 +381,19 @@ async def cluster_chaos_run(
     root: Path,
     rate_per_s: float = 3.0,
     per_service: int = 2,
+    partitions: int = PARTITIONS,
     progress: bool = False,
 ) -> ClusterChaosResult:
+    """One seed's run. ``partitions`` per topic (DLQ twins too): a node restart loads and, after
+    a SIGKILL, recovers every one of them, so fewer keep a short run short."""
     rng = random.Random(f"journeys-{seed}")
     result = ClusterChaosResult(seed)
-    cluster = KafkaCluster(root / "kafka", size=3)
+    # A node restart is CPU-bound (docs/architecture.md, "Restarting a Kafka node"): with the
+    # default collector and both JIT compilers it cost the restarted node some 25 CPU-seconds and
+    # each other node 12-20, which a crowded two-core machine stretched to three minutes. The
+    # client compiler and the serial collector cost 40% less on the restarted node and two thirds
+    # less on the others; broker throughput is not what this run measures.
+    cluster = KafkaCluster(root / "kafka", size=3, jvm_options=QUICK_JVM)
     replicas: ServiceReplicas | None = None
     probe: ClusterProbe | None = None
     stack: Stack | None = None
@@ -395,11 +404,11 @@ async def cluster_chaos_run(
         probe = ClusterProbe(cluster.bootstrap_servers)
         await probe.start()
         await probe.wait_healthy(len(cluster.nodes))
-        await create_topics(cluster.bootstrap_servers)
+        await create_topics(cluster.bootstrap_servers, partitions)
         config = StackConfig.for_tests(root)
         config.kafka_bootstrap_servers = cluster.bootstrap_servers
         config.extra_env.update(
-            KAFKA_TOPIC_PARTITIONS=str(PARTITIONS),
+            KAFKA_TOPIC_PARTITIONS=str(partitions),
             KAFKA_REPLICATION_FACTOR=str(REPLICATION),
             # Every click comes from 127.0.0.1: lift the per-address limit.
             REDIRECT_RATE_PER_S="100000",

@@ -41,9 +41,13 @@ async def test_faults_lose_nothing_and_pay_nothing_twice(tmp_root: Path) -> None
 
 
 async def test_kafka_failover_loses_nothing_without_replay(tmp_root: Path) -> None:
-    """One replica per service keeps it short; `make chaos ARGS="--broker kafka-cluster"` runs
-    two of each over many seeds."""
-    result = await cluster_chaos_run(3, faults=len(KINDS), root=tmp_root, per_service=1)
+    """One replica per service and three partitions per topic (each broker still leads some of
+    every topic) keep it short: each node restart loads every partition, and recovers each after
+    a SIGKILL. `make chaos ARGS="--broker kafka-cluster"` runs two replicas and six partitions
+    over many seeds."""
+    result = await cluster_chaos_run(
+        3, faults=len(KINDS), root=tmp_root, per_service=1, partitions=3
+    )
     print(f"\nchaos-kafka seed={result.seed} accepted={result.accepted}")
     for report in result.reports:
         print(f"  {report.line()}")
