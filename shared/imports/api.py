@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from shared.http.openapi import problem_responses
 from shared.http.problems import Problem, not_found
 from shared.imports import repository as repo
 from shared.imports.models import ImportOut, RowErrorOut, RowErrorPage
 from shared.imports.upload import FORMATS
+from shared.service import runtime_of
 
 ERRORS_PAGE_MAX = 1000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -127,3 +130,43 @@ def errors_csv(pool: asyncpg.Pool, import_id: UUID) -> StreamingResponse:
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="import-{import_id}-errors.csv"'},
     )
+
+
+def progress_routes(key: Callable[..., Any]) -> APIRouter:
+    """The read routes every service's imports have alike, guarded by ``key``: the auth
+    dependency, giving the caller's program (None: the admin key, which sees every import)."""
+    router = APIRouter()
+
+    @router.get("/imports/{import_id}", response_model=ImportOut, responses=problem_responses(404))
+    async def get_import(
+        import_id: UUID, request: Request, program_id: UUID | None = Depends(key)
+    ) -> Any:
+        """An import's status and progress (the key of the import's program)."""
+        pool = runtime_of(request).pool
+        return import_out(await job_of_program(pool, import_id, program_id))
+
+    @router.get(
+        "/imports/{import_id}/errors",
+        response_model=RowErrorPage,
+        responses={
+            **problem_responses(404),
+            200: {"content": {"text/csv": {}}, "description": "`?format=csv`: every error"},
+        },
+    )
+    async def import_errors(
+        import_id: UUID,
+        request: Request,
+        program_id: UUID | None = Depends(key),
+        after: str | None = Query(default=None, max_length=40, description="A page's next_after"),
+        limit: int = Query(default=100, ge=1, le=ERRORS_PAGE_MAX),
+        format: str = Query(default="json", pattern="^(json|csv)$"),
+    ) -> Any:
+        """The rows refused, in row order (a CSV header is row 1): `row`, `field` (null when
+        the row as a whole was unreadable) and `message`; `?format=csv` streams them all."""
+        pool = runtime_of(request).pool
+        await job_of_program(pool, import_id, program_id)
+        if format == "csv":
+            return errors_csv(pool, import_id)
+        return await errors_page(pool, import_id, after, limit)
+
+    return router

@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Request
 
 from services.links.participants.bulk_enrolment import PARTICIPANTS
 from services.links.participants.enrolment import open_version
 from shared.http.auth import require_any_key, require_program_access
 from shared.http.openapi import problem_responses
 from shared.imports import api as imports
-from shared.imports.models import ImportOut, RowErrorPage
+from shared.imports.models import ImportOut
 from shared.imports.upload import format_of, receive, replay
 from shared.service import runtime_of
 
@@ -49,35 +49,4 @@ async def import_participants(
     return imports.accepted(job, replayed=False)
 
 
-@router.get("/imports/{import_id}", response_model=ImportOut, responses=problem_responses(404))
-async def get_import(
-    import_id: UUID, request: Request, program_id: UUID | None = Depends(require_any_key)
-) -> Any:
-    """An import's status and progress (admin key, or the key of the import's program)."""
-    pool = runtime_of(request).pool
-    return imports.import_out(await imports.job_of_program(pool, import_id, program_id))
-
-
-@router.get(
-    "/imports/{import_id}/errors",
-    response_model=RowErrorPage,
-    responses={
-        **problem_responses(404),
-        200: {"content": {"text/csv": {}}, "description": "`?format=csv`: every error"},
-    },
-)
-async def import_errors(
-    import_id: UUID,
-    request: Request,
-    program_id: UUID | None = Depends(require_any_key),
-    after: str | None = Query(default=None, max_length=40, description="A page's next_after"),
-    limit: int = Query(default=100, ge=1, le=imports.ERRORS_PAGE_MAX),
-    format: str = Query(default="json", pattern="^(json|csv)$"),
-) -> Any:
-    """The rows refused, in row order (a CSV header is row 1): `row`, `field` (null when the
-    row as a whole was unreadable) and `message`; `?format=csv` streams them all as CSV."""
-    pool = runtime_of(request).pool
-    await imports.job_of_program(pool, import_id, program_id)
-    if format == "csv":
-        return imports.errors_csv(pool, import_id)
-    return await imports.errors_page(pool, import_id, after, limit)
+router.include_router(imports.progress_routes(require_any_key))
