@@ -86,6 +86,4 @@ class SnippetIntegrity(BaseModel):
 @router.get("/snippet/v1/integrity", summary="The snippet's Subresource Integrity hash")
 async def integrity() -> SnippetIntegrity:
     snippet = snippet_v1()
-    return SnippetIntegrity(
-        path=SNIPPET_PATH, integrity=snippet.integrity, bytes=len(snippet.body)
-    )
+    return SnippetIntegrity(path=SNIPPET_PATH, integrity=snippet.integrity, bytes=len(snippet.body))
