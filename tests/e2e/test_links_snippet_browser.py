@@ -129,6 +129,11 @@ async def test_a_signup_through_the_snippet_is_attributed(stack: Stack, urls: Ur
     from playwright.async_api import async_playwright
 
     admin = {"Authorization": f"Bearer {stack.admin_api_key}"}
+    started = time.monotonic()
+
+    def phase(name: str) -> None:  # shown when the test fails, or with -s
+        print(f"[snippet-browser] {name} at {time.monotonic() - started:.1f}s")
+
     async with httpx.AsyncClient(timeout=10) as http:
         integrity = _ok(await http.get(f"{urls.links}/snippet/v1/integrity"))["integrity"]
         shop = Shop(urls, "", integrity)
@@ -162,12 +167,14 @@ async def test_a_signup_through_the_snippet_is_attributed(stack: Stack, urls: Ur
             )
 
         ana, bo = await enrol("ana"), await enrol("bo")
+        phase("program and participants")
         problems: list[str] = []
         async with shop.serving(), async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
             try:
                 context = await browser.new_context(user_agent=BROWSER)
                 page = await context.new_page()
+                phase("browser started")
                 page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
                 page.on(
                     "console",
@@ -176,6 +183,7 @@ async def test_a_signup_through_the_snippet_is_attributed(stack: Stack, urls: Ur
 
                 # A real referral link: the gateway redirects to the landing page with the click.
                 await page.goto(f"{urls.links}/r/{ana['code']}")
+                phase("landed")
                 landed = urlsplit(page.url)
                 assert (landed.netloc, landed.path) == (f"localhost:{shop.port}", "/landing")
                 query = parse_qs(landed.query)
@@ -190,10 +198,12 @@ async def test_a_signup_through_the_snippet_is_attributed(stack: Stack, urls: Ur
                 assert WINDOW_DAYS - 0.1 < left_days <= WINDOW_DAYS, left_days
 
                 # On to the form (a page without the parameters): the cookie carries the click.
+                phase("cookie checked")
                 await page.click("#join")
                 await page.wait_for_url(f"{shop.origin}/join")
                 filled = await page.input_value('input[name="referral_click_id"]')
                 assert filled == click_id
+                phase("form filled by the snippet")
                 friend = f"friend-{uuid.uuid4().hex[:8]}"
                 await page.fill("#customer", friend)
                 await page.click("#submit")
@@ -204,6 +214,7 @@ async def test_a_signup_through_the_snippet_is_attributed(stack: Stack, urls: Ur
                 )
                 assert await page.evaluate("window.Referral.get()") is None
 
+                phase("signed up with the click")
                 # A typed code in the URL, without a click (e.g. a code read out loud).
                 await page.goto(f"{shop.origin}/join?ref={bo['code']}")
                 assert await page.input_value('input[name="referral_code"]') == bo["code"]
@@ -215,6 +226,7 @@ async def test_a_signup_through_the_snippet_is_attributed(stack: Stack, urls: Ur
                 await page.wait_for_url(f"{shop.origin}/welcome")
                 sent = shop.signups[other]["sent"]
                 assert sent == {"customer_id": other, "referral_code": bo["code"]}
+                phase("signed up with the code")
             finally:
                 await browser.close()
 
@@ -222,5 +234,7 @@ async def test_a_signup_through_the_snippet_is_attributed(stack: Stack, urls: Ur
         by_click = await _decided(http, urls, shop.key, shop.signups[friend]["answer"]["signup_id"])
         assert by_click["attributed"] and by_click["status"] == "active", by_click
         assert by_click["referrer_id"] == ana["id"]
+        phase("click signup decided")
         by_code = await _decided(http, urls, shop.key, shop.signups[other]["answer"]["signup_id"])
         assert by_code["attributed"] and by_code["referrer_id"] == bo["id"], by_code
+    phase("code signup decided")
