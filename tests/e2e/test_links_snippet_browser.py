@@ -215,6 +215,13 @@ async def test_a_signup_through_the_snippet_is_attributed(stack: Stack, urls: Ur
                 assert await page.evaluate("window.Referral.get()") is None
 
                 phase("signed up with the click")
+                # A cookie the snippet did not write (junk) is ignored, not an error.
+                await context.add_cookies(
+                    [{"name": "referral", "value": "%E0%zz&c=x", "url": shop.origin}]
+                )
+                await page.goto(f"{shop.origin}/landing")
+                assert await page.evaluate("window.Referral.get()") is None
+
                 # A typed code in the URL, without a click (e.g. a code read out loud).
                 await page.goto(f"{shop.origin}/join?ref={bo['code']}")
                 assert await page.input_value('input[name="referral_code"]') == bo["code"]

@@ -16,7 +16,7 @@
     var parts = d.cookie.split("; ");
     for (var i = 0; i < parts.length; i++) {
       if (parts[i].indexOf(NAME + "=") === 0) {
-        var q = new URLSearchParams(decodeURIComponent(parts[i].slice(NAME.length + 1)));
+        var q = new URLSearchParams(parts[i].slice(NAME.length + 1));
         var click = q.get("c") || "", code = q.get("r") || "";
         if (UUID.test(click) || CODE.test(code)) {
           return { clickId: UUID.test(click) ? click : null, code: CODE.test(code) ? code : null };
@@ -54,7 +54,7 @@
   click = click && UUID.test(click) ? click : "";
   code = code && CODE.test(code) ? code : "";
   if (click || code) {
-    write(encodeURIComponent(new URLSearchParams({ c: click, r: code }).toString()), DAYS * 86400);
+    write("c=" + click + "&r=" + code, DAYS * 86400); // both checked: safe in a cookie value
   }
   if ("clear" in o) clear();
 
