@@ -120,7 +120,12 @@ async def track_conversion(
         values["published"] = verdict.qualified and signup_row["status"] == "active"
     event = None
     if values["published"]:
-        event = converted_outbox_row(signup_row, values, signup_row["referrer_variant"])
+        event = converted_outbox_row(
+            signup_row,
+            values,
+            signup_row["referrer_variant"],
+            signup_row["referrer_external_user_id"],
+        )
     if not await referrals.insert_conversion_with_event(conn, values, event):
         # Only another customer's order can get here (ours are serialised by the lock).
         raise Problem(

@@ -23,7 +23,10 @@ SOURCE = "/services/attribution"
 
 
 async def enqueue_signed_up(
-    conn: asyncpg.Connection, signup: dict[str, Any] | asyncpg.Record, variant: str | None
+    conn: asyncpg.Connection,
+    signup: dict[str, Any] | asyncpg.Record,
+    variant: str | None,
+    referrer_external_user_id: str | None,
 ) -> None:
     await enqueue(
         conn,
@@ -35,6 +38,7 @@ async def enqueue_signed_up(
             click_id=signup["click_id"],
             signed_up_at=signup["signed_up_at"],
             variant=variant,
+            referrer_external_user_id=referrer_external_user_id,
         ),
         source=SOURCE,
     )
@@ -112,6 +116,7 @@ def _converted_event(
     signup: dict[str, Any] | asyncpg.Record,
     conversion: dict[str, Any] | asyncpg.Record,
     variant: str | None,
+    referrer_external_user_id: str | None,
 ) -> ReferralConverted:
     return ReferralConverted(
         conversion_id=conversion["id"],
@@ -127,6 +132,7 @@ def _converted_event(
         variant=variant,
         sequence=conversion["sequence"],
         received_at=conversion["received_at"],
+        referrer_external_user_id=referrer_external_user_id,
     )
 
 
@@ -135,18 +141,22 @@ async def enqueue_converted(
     signup: dict[str, Any] | asyncpg.Record,
     conversion: dict[str, Any] | asyncpg.Record,
     variant: str | None,
+    referrer_external_user_id: str | None,
 ) -> None:
-    await enqueue(conn, _converted_event(signup, conversion, variant), source=SOURCE)
+    event = _converted_event(signup, conversion, variant, referrer_external_user_id)
+    await enqueue(conn, event, source=SOURCE)
 
 
 def converted_outbox_row(
     signup: dict[str, Any] | asyncpg.Record,
     conversion: dict[str, Any] | asyncpg.Record,
     variant: str | None,
+    referrer_external_user_id: str | None,
 ) -> OutboxRow:
     """``referral.converted`` as an outbox row, for a caller that writes it together with the
     conversion in one statement."""
-    return outbox_row(_converted_event(signup, conversion, variant), source=SOURCE)
+    event = _converted_event(signup, conversion, variant, referrer_external_user_id)
+    return outbox_row(event, source=SOURCE)
 
 
 async def enqueue_reversed(

@@ -59,8 +59,10 @@ async def _approve(
     referral_id, referrer_id = row["id"], row["candidate_referrer_id"]
     await referrals.set_status(conn, referral_id, "active", referrer_id, note)
     approved = await referrals.signup(conn, referral_id)
-    variant = await inputs.variant_of(conn, referrer_id)
-    await enqueue_signed_up(conn, approved, variant)
+    referrer = await inputs.participant(conn, referrer_id)
+    variant = referrer["variant"] if referrer else None
+    external = referrer["external_user_id"] if referrer else None
+    await enqueue_signed_up(conn, approved, variant, external)
     # What was held while it waited goes out now, in order: conversions, then their refunds.
     for held in await referrals.conversions_of(conn, referral_id):
         if not held["qualified"] or held["published"]:
@@ -68,7 +70,7 @@ async def _approve(
         await referrals.release_held_conversion(
             conn, held["id"], held["reason"].removesuffix("_held_for_review")
         )
-        await enqueue_converted(conn, approved, held, variant)
+        await enqueue_converted(conn, approved, held, variant, external)
         for refund_row in await referrals.refunds_of(conn, held["id"]):
             await referrals.mark_refund_published(conn, refund_row["id"])
             await enqueue_reversed(conn, approved, held, refund_row)

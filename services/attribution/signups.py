@@ -108,6 +108,7 @@ class Verdict:
     fired: list[Fired]
     variant: str | None
     waiting_for: str | None  # "click" / "code": not decidable yet
+    referrer_external_user_id: str | None = None
 
 
 async def decide(conn: asyncpg.Connection, signup: dict[str, Any], now: datetime) -> Verdict:
@@ -173,7 +174,7 @@ async def decide(conn: asyncpg.Connection, signup: dict[str, Any], now: datetime
         signup.update(referrer_id=candidate, attributed=True)
         if decision.reason == "non_attributable_click":
             signup["reason"] = "non_attributable_click_allowed"
-    return Verdict(fired, referrer["variant"] if referrer else None, None)
+    return Verdict(fired, referrer["variant"] if referrer else None, None, external)
 
 
 async def record_decision(
@@ -189,7 +190,7 @@ async def record_decision(
     )
     outcomes = [f.outcome() for f in verdict.fired]
     if signup["status"] == "active":
-        await enqueue_signed_up(conn, signup, verdict.variant)
+        await enqueue_signed_up(conn, signup, verdict.variant, verdict.referrer_external_user_id)
     elif signup["status"] == "flagged":
         await enqueue_flagged(conn, signup, outcomes, now)
     else:

@@ -2,7 +2,7 @@
 ``make dev`` and the tests), or one of two that scale apart:
 
 - ``gateway``: the redirect ``/r/{code}`` (with click capture and the redirect cache), the QR
-  codes and health; no consumer group, no pages. Scaled on HTTP load.
+  codes, the browser snippet and health; no consumer group, no pages. Scaled on HTTP load.
 - ``insights``: the projector's consumer groups (``links``, ``links-clicks``) and every other
   route: program, participant and analytics APIs, scoreboard pages and the console. Scaled on
   the consumer groups' lag. The management API is light and shares this process rather than
@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI
 
 from services.links.consumers import consumer_groups
 from services.links.gateway import api as gateway_api
+from services.links.gateway import snippet
 from services.links.gateway.lifecycle import start_gateway, stop_gateway
 from services.links.insights import api as insights_api
 from services.links.participants import api as participant_api
@@ -38,7 +39,7 @@ _TITLES = {
 
 
 def _parts(role: str, settings: LinksSettings) -> tuple[list[APIRouter], list[ConsumerGroup]]:
-    gateway = [gateway_api.router, qr_api.router]
+    gateway = [gateway_api.router, qr_api.router, snippet.router]
     rest = [
         program_api.router,
         participant_api.router,

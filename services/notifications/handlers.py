@@ -13,7 +13,13 @@ import asyncpg
 
 from services.notifications import participants, recording, reminders
 from services.notifications.context import Context
-from services.notifications.policy import hold_days, milestone_thresholds, one_away, policy_of
+from services.notifications.policy import (
+    hold_days,
+    milestone_thresholds,
+    one_away,
+    policy_of,
+    webhook_status,
+)
 from services.notifications.repository import participants as participant_rows
 from services.notifications.repository import programs
 from services.notifications.repository.deliveries import Fanout
@@ -33,12 +39,12 @@ from shared.messaging.envelope import Envelope
 
 
 def _fanout(event: Any, occurred_at: datetime, participant_id: UUID | None) -> Fanout:
-    """The event for the program's webhook endpoints."""
+    """The event for the program's webhook endpoints, with the status a CRM records."""
     return recording.fanout(
         program_id=event.program_id,
         event_type=event.TOPIC,
         occurred_at=occurred_at,
-        data=event.model_dump(mode="json"),
+        data={**event.model_dump(mode="json"), **webhook_status(event.TOPIC)},
         participant_id=participant_id,
     )
 

@@ -92,3 +92,20 @@ def one_away(thresholds: Sequence[int], converted: int) -> int | None:
     """The threshold one more converted referral reaches, if any."""
     nxt = next_threshold(thresholds, converted)
     return nxt if nxt is not None and nxt - converted == 1 else None
+
+
+# The status a webhook states besides its event (docs/crm.md): a CRM or an integration tool
+# copies it into a field instead of mapping event types itself. The referral statuses are those
+# of the links support story.
+_WEBHOOK_STATUS = {
+    "referral.signed_up": {"referral_status": "signed_up"},
+    "referral.flagged": {"referral_status": "pending_review"},
+    "referral.converted": {"referral_status": "converted"},
+    "reward.issued": {"reward_status": "issued"},
+    "reward.failed": {"reward_status": "failed"},
+}
+
+
+def webhook_status(event_type: str) -> dict[str, str]:
+    """``referral_status`` or ``reward_status`` for a webhook of ``event_type`` ({} for others)."""
+    return _WEBHOOK_STATUS.get(event_type, {})

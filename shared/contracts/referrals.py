@@ -24,6 +24,9 @@ class ReferralSignedUp(Event):
     signed_up_at: datetime
     # The referrer's experiment variant, if the program runs one.
     variant: str | None = None
+    # The company's own user id of the referrer (absent from producers older than it), so that
+    # a CRM finds its contact without keeping the participant id.
+    referrer_external_user_id: str | None = None
 
     def key(self) -> str:
         """The referrer (participant) id: one referrer's events stay in order."""
@@ -89,6 +92,8 @@ class ReferralConverted(Event):
     variant: str | None = None
     # 1 for the first qualifying purchase; 2, 3... for recurring ones.
     sequence: int = Field(default=1, ge=1)
+    # The company's own user id of the referrer (absent from producers older than it).
+    referrer_external_user_id: str | None = None
 
     def key(self) -> str:
         """The referrer (participant) id: one referrer's events stay in order."""

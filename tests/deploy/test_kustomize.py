@@ -436,7 +436,7 @@ def test_ingress_routes(target: str) -> None:
             assert path["pathType"] == "Prefix"
             routes.setdefault(backend["name"], set()).add(path["path"])
             hosts.setdefault(service_of(backend["name"]), set()).add(rule["host"])
-    assert routes["links"] == {"/r", "/qr"}, "the gateway: redirects and QR codes"
+    assert routes["links"] == {"/r", "/qr", "/snippet"}, "the gateway: redirects, QR, snippet"
     assert routes["links-insights"] == {"/v1", "/s"}, "links' APIs and scoreboard pages"
     for name in ("attribution", "rewards"):
         assert routes[name] == {"/v1"}

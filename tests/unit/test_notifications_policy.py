@@ -20,6 +20,7 @@ from services.notifications.policy import (
     retry_delay,
     should_disable,
     skip_reason,
+    webhook_status,
 )
 from services.notifications.unsubscribe import make_token, read_token
 
@@ -172,3 +173,14 @@ def test_unsubscribe_tokens_round_trip_and_cannot_be_forged(
 @pytest.mark.parametrize("token", ["", "a.b.c", "x.marketing.y", "..", "a.b"])
 def test_garbage_tokens(token: str) -> None:
     assert read_token(b"k" * 16, token) is None
+
+
+def test_webhook_status_names_the_referral_or_reward_state_of_crm_events() -> None:
+    assert webhook_status("referral.signed_up") == {"referral_status": "signed_up"}
+    assert webhook_status("referral.flagged") == {"referral_status": "pending_review"}
+    assert webhook_status("referral.converted") == {"referral_status": "converted"}
+    assert webhook_status("reward.issued") == {"reward_status": "issued"}
+    assert webhook_status("reward.failed") == {"reward_status": "failed"}
+    # Events without a referral or reward state keep their payload as it was.
+    assert webhook_status("participant.enrolled") == {}
+    assert webhook_status("milestone.reached") == {}

@@ -123,15 +123,6 @@ async def participant(conn: asyncpg.Connection, participant_id: UUID) -> asyncpg
     )
 
 
-async def variant_of(conn: asyncpg.Connection, participant_id: UUID | None) -> str | None:
-    """The participant's experiment variant (None for no participant)."""
-    if participant_id is None:
-        return None
-    return await conn.fetchval(
-        "SELECT variant FROM participants WHERE participant_id = $1", participant_id
-    )
-
-
 async def erase_participant(
     conn: asyncpg.Connection, participant_id: UUID, erased_user_id: str, erased_at: datetime
 ) -> None:

@@ -201,9 +201,10 @@ async def signup_for_conversion(
     conn: asyncpg.Connection, program_id: UUID, customer_id: str
 ) -> asyncpg.Record | None:
     """The customer's signup, row-locked (one referee's purchases are numbered one at a
-    time), with its referrer's experiment variant."""
+    time), with its referrer's experiment variant and user id."""
     return await conn.fetchrow(
-        "SELECT s.*, p.variant AS referrer_variant FROM signups s "
+        "SELECT s.*, p.variant AS referrer_variant, "
+        "p.external_user_id AS referrer_external_user_id FROM signups s "
         "LEFT JOIN participants p ON p.participant_id = s.referrer_id "
         "WHERE s.program_id = $1 AND s.customer_id = $2 FOR UPDATE OF s",
         program_id,

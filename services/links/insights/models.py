@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.http.openapi import JsonInt
+from shared.http.openapi import STORABLE_TEXT, JsonInt
 
 FriendStatus = Literal["signed_up", "pending_review", "rejected", "converted", "reversed"]
 Stage = Literal["enrolled", "shared", "clicked", "signed_up", "converted", "rewarded"]
@@ -236,10 +236,13 @@ class NpsAnswer(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: str = Field(min_length=1, max_length=200)
+    # Text Postgres can store (no NUL), said in the schema as the server checks it.
+    customer_id: str = Field(min_length=1, max_length=200, pattern=STORABLE_TEXT)
     score: JsonInt = Field(ge=0, le=10)
-    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    name: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(
+        default=None, max_length=320, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
+    )
+    name: str | None = Field(default=None, max_length=200, pattern=STORABLE_TEXT)
     locale: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
     answered_at: datetime | None = Field(
         default=None, description="When the customer answered (with a time zone); now if omitted"

@@ -35,7 +35,10 @@ def _base_url(request: Request) -> str:
     status_code=201,
     response_model=ParticipantOut,
     dependencies=[Depends(require_program_access)],
-    responses=problem_responses(404, 409),
+    responses={
+        200: {"model": ParticipantOut, "description": "Already enrolled: the same participant"},
+        **problem_responses(404, 409),
+    },
 )
 async def enrol(program_id: UUID, body: ParticipantCreate, request: Request) -> Any:
     """Enrolling the same user twice returns the same participant and code (200)."""

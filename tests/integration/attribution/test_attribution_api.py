@@ -12,7 +12,7 @@ from tests.integration.attribution.conftest import Tracking
 
 
 async def test_a_click_signup_and_conversion_publish_keyed_by_referrer(tracking: Tracking) -> None:
-    referrer, _ = await tracking.enroll(variant="b")
+    referrer, _ = await tracking.enroll(variant="b", external_user_id="ana-42")
     click = await tracking.click(referrer)
     signup = await tracking.post("signups", {"customer_id": "c1", "click_id": str(click)})
     assert signup.status_code == 201, signup.text
@@ -30,6 +30,8 @@ async def test_a_click_signup_and_conversion_publish_keyed_by_referrer(tracking:
     assert signed["variant"] == converted["variant"] == "b"
     assert converted["program_version"] == 1 and converted["amount"] == 4999
     assert converted["referee_customer_id"] == "c1" and converted["referrer_id"] == str(referrer)
+    # The company's own id of the referrer, for a CRM (docs/crm.md).
+    assert signed["referrer_external_user_id"] == converted["referrer_external_user_id"] == "ana-42"
 
 
 async def test_expired_clicks_are_recorded_not_attributed_and_unknown_ones_wait(
@@ -135,7 +137,7 @@ async def test_shadow_rules_are_recorded_but_not_enforced(tracking: Tracking) ->
 
 
 async def test_review_queue_approve_publishes_what_was_held(tracking: Tracking) -> None:
-    referrer, code = await tracking.enroll()
+    referrer, code = await tracking.enroll(external_user_id="bo-7")
     flagged = await tracking.post(
         "signups", {"customer_id": "c1", "referral_code": code, "email": "a@mailinator.com"}
     )
@@ -155,7 +157,8 @@ async def test_review_queue_approve_publishes_what_was_held(tracking: Tracking) 
     assert approved.json()["referrer_id"] == str(referrer)
     [converted] = await tracking.events("referral.converted")
     assert converted["order_id"] == "o1" and converted["key"] == str(referrer)
-    assert len(await tracking.events("referral.signed_up")) == 1
+    [signed] = await tracking.events("referral.signed_up")
+    assert signed["referrer_external_user_id"] == converted["referrer_external_user_id"] == "bo-7"
     assert (await tracking.get("referrals", status="flagged")).json()["items"] == []
     again = await tracking.post(f"referrals/{sid}/approve", {})
     assert again.status_code == 409
