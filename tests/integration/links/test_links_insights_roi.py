@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from devstack.journey import settle
 from shared.contracts import (
     ReferralConverted,
     ReferralReversed,
@@ -18,7 +19,7 @@ from shared.contracts import (
     RewardReversed,
 )
 from tests.integration.links.conftest import Links
-from tests.integration.links.test_links_insights_api import poll, publish
+from tests.integration.links.test_links_insights_api import publish
 
 
 def _events(program_id: uuid.UUID, a: uuid.UUID, b: uuid.UUID) -> list[Any]:
@@ -92,7 +93,7 @@ async def test_roi_per_unit_for_the_program_and_its_variant(links: Links) -> Non
             f"/v1/programs/{pid}/analytics?since={today}&until={today}", headers=links.admin
         )
 
-    body = (await poll(analytics, lambda r: r.json()["roi"] == EXPECTED)).json()
+    body = (await settle(analytics, lambda r: r.json()["roi"] == EXPECTED)).json()
     assert body["roi"] == EXPECTED
     assert body["reward_cost"] == {"EUR": 0, "MB": 500, "USD": 2_200}
     assert "never added" in body["roi_definition"]
