@@ -145,7 +145,7 @@ async def bench_attribution(server: str, broker: str, rows: int) -> None:
     await conn.close()
     await _run(
         attribution_app(settings),
-        "/v1/imports/customers",
+        "/v1/customers/imports",
         {"Authorization": f"Bearer {issued.secret}"},
         _csv(rows, "customer_id,email", "cust-{i},c{i}@example.com\r\n"),
         rows,

@@ -19,8 +19,9 @@ from shared.service import runtime_of
 router = APIRouter(prefix="/v1", tags=["imports"])
 
 
+# Not under /imports/: /imports/{import_id} would claim the path for GET too.
 @router.post(
-    "/imports/customers",
+    "/customers/imports",
     status_code=202,
     response_model=ImportOut,
     responses={**imports.ACCEPTED, **problem_responses(400, 409, 413, 415, 422)},

@@ -20,7 +20,7 @@ async def _upload(
     tracking: Tracking, body: bytes, content_type: str = "text/csv", **headers: str
 ) -> httpx.Response:
     return await tracking.client.post(
-        "/v1/imports/customers",
+        "/v1/customers/imports",
         content=body,
         headers={**tracking.auth, "Content-Type": content_type, **headers},
     )
