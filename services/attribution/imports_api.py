@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, Request
 
 from services.attribution.customer_imports import CUSTOMERS
 from shared.http.auth import require_program_key
+from shared.http.idempotency import MAX_KEY_LENGTH
 from shared.http.openapi import problem_responses
 from shared.imports import api as imports
 from shared.imports.models import ImportOut
@@ -30,7 +31,9 @@ router = APIRouter(prefix="/v1", tags=["imports"])
 async def import_customers(
     request: Request,
     program_id: UUID = Depends(require_program_key),
-    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+    idempotency_key: str | None = Header(
+        default=None, alias="Idempotency-Key", min_length=1, max_length=MAX_KEY_LENGTH
+    ),
 ) -> Any:
     """Import the program's existing customers (CSV with a `customer_id` column, or JSON Lines
     with a `customer_id` field; other columns ignored), so that none of them is ever counted

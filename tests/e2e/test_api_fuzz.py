@@ -50,9 +50,11 @@ def test_api_keeps_to_its_openapi_document(service: str, stack: Stack, urls: Url
         "10",
         "--no-color",
         # Hypothesis' data-generation speed check depends on how busy the machine is (it
-        # failed once on a shared two-core machine); it says nothing about the API.
+        # failed once on a shared two-core machine), and its filtering check trips on the
+        # streamed upload bodies (text/csv, JSON Lines) the generator has no strategy for:
+        # both are about the generator, not the API.
         "--suppress-health-check",
-        "too_slow",
+        "too_slow,filter_too_much",
         "--report",
         "junit",
         "--report-dir",

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from services.links.participants.bulk_enrolment import PARTICIPANTS
 from services.links.participants.enrolment import open_version
 from shared.http.auth import require_any_key, require_program_access
+from shared.http.idempotency import MAX_KEY_LENGTH
 from shared.http.openapi import problem_responses
 from shared.imports import api as imports
 from shared.imports.models import ImportOut
@@ -31,7 +32,9 @@ router = APIRouter(prefix="/v1", tags=["imports"])
 async def import_participants(
     program_id: UUID,
     request: Request,
-    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+    idempotency_key: str | None = Header(
+        default=None, alias="Idempotency-Key", min_length=1, max_length=MAX_KEY_LENGTH
+    ),
 ) -> Any:
     """Enrol existing customers in bulk: CSV with a header row (`external_user_id` required;
     `email`, `name`, `locale`, `code`, `leaderboard_opt_in` optional; other columns ignored)
