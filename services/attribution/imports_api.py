@@ -20,7 +20,11 @@ from shared.service import runtime_of
 router = APIRouter(prefix="/v1", tags=["imports"])
 
 
-# Not under /imports/: /imports/{import_id} would claim the path for GET too.
+# Not under /imports/ as in links: one SDK calls every service, so no path may be served twice
+# (and /imports/{import_id} would claim /imports/customers for GET too).
+PROGRESS = "/v1/customers/imports"
+
+
 @router.post(
     "/customers/imports",
     status_code=202,
@@ -39,15 +43,15 @@ async def import_customers(
     with a `customer_id` field; other columns ignored), so that none of them is ever counted
     as referred: a later signup of one is recorded with `reason: existing_customer` (when the
     program excludes existing customers, the default). Only a keyed hash of each id is kept.
-    Streamed and spooled; applied in the background (202, `Location: /v1/imports/{id}`); a
+    Streamed and spooled; applied in the background (202, `Location: /v1/customers/imports/{id}`); a
     customer imported before is counted `existing`."""
     fmt = format_of(request.headers.get("content-type"))
     pool = runtime_of(request).pool
     if (job := await replay(pool, program_id, CUSTOMERS.name, idempotency_key)) is not None:
-        return imports.accepted(job, replayed=True)
+        return imports.accepted(job, replayed=True, base=PROGRESS)
     job = await receive(pool, CUSTOMERS, program_id, fmt, request.stream(), idempotency_key)
     request.app.state.import_runner.wake()
-    return imports.accepted(job, replayed=False)
+    return imports.accepted(job, replayed=False, base=PROGRESS)
 
 
-router.include_router(imports.progress_routes(require_program_key))
+router.include_router(imports.progress_routes(require_program_key, base="/customers/imports"))

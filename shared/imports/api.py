@@ -62,8 +62,9 @@ def import_out(job: asyncpg.Record) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
-def accepted(job: asyncpg.Record, *, replayed: bool) -> JSONResponse:
-    headers = {"Location": f"/v1/imports/{job['id']}"}
+def accepted(job: asyncpg.Record, *, replayed: bool, base: str = "/v1/imports") -> JSONResponse:
+    """202 with the job and where to poll it (``base``: the service's progress path)."""
+    headers = {"Location": f"{base}/{job['id']}"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return JSONResponse(import_out(job), status_code=202, headers=headers)
@@ -132,12 +133,13 @@ def errors_csv(pool: asyncpg.Pool, import_id: UUID) -> StreamingResponse:
     )
 
 
-def progress_routes(key: Callable[..., Any]) -> APIRouter:
-    """The read routes every service's imports have alike, guarded by ``key``: the auth
-    dependency, giving the caller's program (None: the admin key, which sees every import)."""
+def progress_routes(key: Callable[..., Any], base: str = "/imports") -> APIRouter:
+    """The read routes every service's imports have alike, under ``base`` (each service its
+    own, so one client can call them all), guarded by ``key``: the auth dependency, giving the
+    caller's program (None: the admin key, which sees every import)."""
     router = APIRouter()
 
-    @router.get("/imports/{import_id}", response_model=ImportOut, responses=problem_responses(404))
+    @router.get(base + "/{import_id}", response_model=ImportOut, responses=problem_responses(404))
     async def get_import(
         import_id: UUID, request: Request, program_id: UUID | None = Depends(key)
     ) -> Any:
@@ -146,7 +148,7 @@ def progress_routes(key: Callable[..., Any]) -> APIRouter:
         return import_out(await job_of_program(pool, import_id, program_id))
 
     @router.get(
-        "/imports/{import_id}/errors",
+        base + "/{import_id}/errors",
         response_model=RowErrorPage,
         responses={
             **problem_responses(404),
