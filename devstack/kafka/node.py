@@ -134,8 +134,8 @@ class KafkaNode:
             classpath,
             "kafka.tools.StorageTool",
             "format",
-            "--cluster-id",
-            cluster_id,
+            # One token: an id starting with "-" (1 in 64) would read as an option otherwise.
+            f"--cluster-id={cluster_id}",
             "--config",
             str(self.config_path),
             "--ignore-formatted",
