@@ -11,11 +11,23 @@ from pydantic import SecretStr
 
 from services.rewards.app import create_app
 from services.rewards.settings import RewardsSettings
+from shared.db import create_pool
 from shared.settings import ServiceSettings
 from tests.integration.kafka_helpers import migrated
 
 ADMIN = {"Authorization": "Bearer admin-key"}
 Client = tuple[httpx.AsyncClient, asyncpg.Pool]
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the migrated rewards database, for tests that call the handlers."""
+    await migrated(database_url, "rewards")
+    pool = await create_pool(database_url, max_size=4)
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 @pytest.fixture

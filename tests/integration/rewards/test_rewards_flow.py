@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,20 +17,8 @@ from standardwebhooks.webhooks import Webhook
 from services.rewards import consumers, redemption, scheduler
 from shared.contracts import ProgramPublished, ReferralConverted, ReferralReversed
 from shared.contracts.programs import ProgramDefinition
-from shared.db import create_pool
-from tests.integration.kafka_helpers import migrated
 
 T0 = datetime(2026, 1, 10, tzinfo=UTC)
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    await migrated(database_url, "rewards")
-    pool = await create_pool(database_url, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def apply(pool: asyncpg.Pool, handler: Any, event: Any) -> None:

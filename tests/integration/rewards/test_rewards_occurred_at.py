@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -14,8 +13,6 @@ import asyncpg
 import pytest
 
 from services.rewards import consumers
-from shared.db import create_pool
-from tests.integration.kafka_helpers import migrated
 from tests.integration.rewards.test_rewards_flow import (
     T0,
     apply,
@@ -27,16 +24,6 @@ from tests.integration.rewards.test_rewards_flow import (
     reversal,
     rewards_of,
 )
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    await migrated(database_url, "rewards")
-    pool = await create_pool(database_url, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def test_a_monthly_cap_counts_the_month_the_purchase_was_made_in(

@@ -5,28 +5,14 @@ per referral for ops), and that span links to the publication that released it."
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from shared.db import create_pool
-from tests.integration.kafka_helpers import migrated
 from tests.integration.rewards.test_rewards_flow import conversion, convert, publish
 
 _tracer = trace.get_tracer(__name__)
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    await migrated(database_url, "rewards")
-    pool = await create_pool(database_url, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 def _trace_id(span: trace.Span) -> str:
