@@ -16,6 +16,11 @@ DLQ_SENT = Counter(
 CONSUMER_LAG = Gauge(
     "consumer_lag", "Messages behind the partition end", ["consumer", "topic", "partition"]
 )
+CONSUMER_RESTARTS = Counter(
+    "consumer_restarts_total",
+    "Kafka consumers rebuilt by their supervisor (broker, error, cancelled, stalled)",
+    ["consumer", "reason"],
+)
 HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
 HTTP_LATENCY = Histogram("http_request_duration_seconds", "HTTP latency", ["method", "route"])
 KEY_CHECKS = Counter(

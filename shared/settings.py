@@ -46,6 +46,9 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size: int = 200
     consumer_max_attempts: int = 3
     consumer_retry_backoff_s: float = 0.2
+    # A consumer loop that has not polled for this long (a Kafka client waiting for ever on a
+    # coordinator or leader) is replaced by a new consumer; uncommitted offsets are re-read.
+    consumer_stall_timeout_s: float = Field(default=120.0, gt=0)
 
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 1.0

@@ -4,7 +4,12 @@ Only the ``all`` and ``insights`` roles run them (see app.py)."""
 
 from __future__ import annotations
 
-from services.links.insights.projector import HANDLERS, ClickCounter, on_clicked
+from services.links.insights.projector import (
+    HANDLERS,
+    ClickCounter,
+    ReadModelProjector,
+    on_clicked,
+)
 from services.links.settings import LinksSettings
 from shared.contracts import LinkClicked
 from shared.messaging.groups import ConsumerGroup
@@ -12,7 +17,7 @@ from shared.messaging.groups import ConsumerGroup
 
 def consumer_groups(settings: LinksSettings) -> list[ConsumerGroup]:
     return [
-        ConsumerGroup(HANDLERS),
+        ConsumerGroup(HANDLERS, consumer=ReadModelProjector),
         ConsumerGroup(
             {LinkClicked.TOPIC: on_clicked},
             name=f"{settings.service_name}-clicks",

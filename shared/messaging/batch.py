@@ -1,6 +1,6 @@
-"""A consumer for one busy topic whose events can be applied as a set (clicks): a whole poll
-with one inbox statement and one statement of the subclass's, instead of one handler call per
-message.
+"""A consumer whose events can be applied as a set (clicks, read models): a whole poll with
+one inbox statement and the subclass's statements for the set, instead of one handler call
+per message.
 
 It keeps the shared consumer's guarantees: the inbox rows and the effects are written in one
 transaction, offsets are committed after it (the shared loop does that), malformed messages go
@@ -10,6 +10,7 @@ handler, so one bad message cannot hold the others back."""
 
 from __future__ import annotations
 
+import collections
 import logging
 import uuid
 from typing import Any
@@ -34,14 +35,8 @@ _MAX_SPAN_LINKS = 128
 
 
 class BatchConsumer(EventConsumer):
-    """Consumes one topic: ``handlers`` holds its per-message handler (the fallback);
+    """Consumes the topics of ``handlers``, which hold the per-message handlers (the fallback);
     subclasses implement :meth:`apply_batch`."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if len(self.handlers) != 1:
-            raise ValueError(f"{type(self).__name__} consumes exactly one topic")
-        (self.topic,) = self.handlers
 
     async def apply_batch(
         self, conn: asyncpg.Connection, events: list[tuple[Envelope, Any]]
@@ -53,44 +48,54 @@ class BatchConsumer(EventConsumer):
         parsed, failed = self._parse_all(records)
         if parsed:
             try:
-                await self._apply_set([(env, ev) for _, env, ev in parsed])
+                await self._apply_set(parsed)
             except INFRA_ERRORS:
                 raise
             except Exception as exc:  # isolate the bad message: one by one below
-                log.warning("%s batch failed (%r); applying it message by message", self.topic, exc)
+                log.warning("%s batch failed (%r); applying it message by message", self.name, exc)
                 await self.process_one_by_one([record for record, _, _ in parsed])
         for f in failed:
             await self._dead_letter(f)
 
-    async def _apply_set(self, parsed: list[tuple[Envelope, Event]]) -> None:
+    async def _apply_set(
+        self, parsed: list[tuple[ConsumerRecord[bytes, bytes], Envelope, Event]]
+    ) -> None:
         # One span for the batch, linked to the traces of the messages in it.
         links = []
-        for env, _ in parsed[:_MAX_SPAN_LINKS]:
+        for _, env, _ in parsed[:_MAX_SPAN_LINKS]:
             context = trace.get_current_span(extract_context(env.trace)).get_span_context()
             if context.is_valid:
                 links.append(Link(context))
+        topics = sorted({record.topic for record, _, _ in parsed})
+        # Named after its topic, as a message's span is; a poll of several, after the group.
+        destination = topics[0] if len(topics) == 1 else self.name
         with tracer.start_as_current_span(
-            f"{self.topic} process",
+            f"{destination} process",
             kind=SpanKind.CONSUMER,
             links=links,
             attributes={
                 "messaging.system": "kafka",
                 "messaging.operation.type": "process",
-                "messaging.destination.name": self.topic,
+                "messaging.destination.name": destination,
                 "messaging.consumer.group.name": self.name,
                 "messaging.batch.message_count": len(parsed),
             },
         ):
             # Canonical ids, so that they compare equal to what the inbox returns.
-            ids = [str(uuid.UUID(env.id)) for env, _ in parsed]
+            ids = [str(uuid.UUID(env.id)) for _, env, _ in parsed]
             async with self.pool.acquire() as conn, conn.transaction():
-                fresh = await first_deliveries(conn, self.name, [(i, self.topic) for i in ids])
+                topic_of = [(i, r.topic) for i, (r, _, _) in zip(ids, parsed, strict=True)]
+                fresh = await first_deliveries(conn, self.name, topic_of)
                 new: list[tuple[Envelope, Any]] = []
-                for event_id, pair in zip(ids, parsed, strict=True):
+                outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
+                for event_id, (record, env, event) in zip(ids, parsed, strict=True):
                     if event_id in fresh:  # and once only, if the batch holds it twice
                         fresh.discard(event_id)
-                        new.append(pair)
+                        new.append((env, event))
+                        outcomes[(record.topic, "applied")] += 1
+                    else:
+                        outcomes[(record.topic, "duplicate")] += 1
                 if new:
                     await self.apply_batch(conn, new)
-        EVENTS_CONSUMED.labels(self.name, self.topic, "applied").inc(len(new))
-        EVENTS_CONSUMED.labels(self.name, self.topic, "duplicate").inc(len(parsed) - len(new))
+        for (topic, outcome), count in outcomes.items():
+            EVENTS_CONSUMED.labels(self.name, topic, outcome).inc(count)

@@ -8,6 +8,10 @@
   sent to ``<topic>.dlq`` with the error in headers (``dlq.send_to_dlq``); the loop moves on.
 - A database or broker outage is not the message's fault: the batch is retried from its first
   offset with backoff and nothing goes to the DLQ.
+- The loop is supervised: an unexpected error, a cancellation that leaks out of the Kafka
+  client, or a loop that has not turned for ``stall_timeout_s`` is logged, counted
+  (``consumer_restarts_total``) and answered with a new Kafka consumer, so a process never
+  keeps serving while its consumer is gone (the group would wait for it for ever).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -33,7 +38,7 @@ from shared.messaging import outbox
 from shared.messaging.dlq import FailedMessage, send_to_dlq
 from shared.messaging.envelope import Envelope, EnvelopeError
 from shared.messaging.inbox import first_deliveries, first_delivery
-from shared.metrics import CONSUMER_LAG, EVENTS_CONSUMED
+from shared.metrics import CONSUMER_LAG, CONSUMER_RESTARTS, EVENTS_CONSUMED
 from shared.telemetry import extract_context
 
 log = logging.getLogger(__name__)
@@ -62,6 +67,10 @@ class PoisonMessage(Exception):
     """The message can never be applied; it goes to the DLQ without retries."""
 
 
+class ConsumerStalled(Exception):
+    """The consumer loop has not turned for longer than its stall timeout."""
+
+
 class _HandlerFailed(Exception):
     """A handler failed while a batch was applied all at once (``index`` in the batch)."""
 
@@ -88,6 +97,7 @@ class EventConsumer:
         fetch_max_wait_ms: int = 500,
         session_timeout_ms: int = 10_000,
         partition_concurrency: int = 3,
+        stall_timeout_s: float = 120.0,
     ) -> None:
         self.name = name
         self.pool = pool
@@ -100,7 +110,9 @@ class EventConsumer:
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.session_timeout_ms = session_timeout_ms
         self.partition_concurrency = max(1, partition_concurrency)
+        self.stall_timeout_s = stall_timeout_s
         self.running = False
+        self._turned_at = time.monotonic()
         self._positions: dict[TopicPartition, int] = {}
 
     def _make_consumer(self) -> AIOKafkaConsumer:
@@ -131,18 +143,57 @@ class EventConsumer:
                 await consumer.start()
                 self.running = True
                 backoff = self.retry_backoff_s
-                await self._loop(consumer, stop)
+                await self._supervised(consumer, stop)
             except INFRA_ERRORS as exc:
                 log.warning("consumer %s lost its broker, retrying: %r", self.name, exc)
-                await sleep_unless(stop, backoff)
-                backoff = min(backoff * 2, 5.0)
+                self._restarted("broker")
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the service is stopping
+                # aiokafka can let an internal task's cancellation escape (seen after a group
+                # coordinator moved): the consumer is unusable, the process is not.
+                log.error("consumer %s: a cancellation escaped the Kafka client", self.name)
+                self._restarted("cancelled")
+            except ConsumerStalled as exc:
+                log.error("consumer %s: %s; starting a new Kafka consumer", self.name, exc)
+                self._restarted("stalled")
+            except Exception:
+                log.exception("consumer %s failed; starting a new Kafka consumer", self.name)
+                self._restarted("error")
             finally:
                 self.running = False
                 await stop_quietly(consumer)
+            await sleep_unless(stop, backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    def _restarted(self, reason: str) -> None:
+        CONSUMER_RESTARTS.labels(self.name, reason).inc()
+
+    async def _supervised(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        """Run the loop in a task of its own and end it if it stops turning (a poll, its
+        batch and its commit): a Kafka client that waits for ever on a coordinator or a
+        leader it will not find again. Offsets not yet committed are read again."""
+        self._turned_at = time.monotonic()
+        loop = asyncio.create_task(self._loop(consumer, stop), name=f"{self.name}-loop")
+        check_every = max(0.05, min(5.0, self.stall_timeout_s / 4))
+        try:
+            while True:
+                done, _ = await asyncio.wait({loop}, timeout=check_every)
+                if done:
+                    return loop.result()
+                idle = time.monotonic() - self._turned_at
+                if idle > self.stall_timeout_s:
+                    raise ConsumerStalled(f"the loop has not turned for {idle:.0f}s")
+        finally:
+            if not loop.done():
+                loop.cancel()
+                await asyncio.wait({loop})
 
     async def _loop(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         backoff = self.retry_backoff_s
         while not stop.is_set():
+            self._turned_at = time.monotonic()
             batches = await consumer.getmany(timeout_ms=500, max_records=self.batch_size)
             if not any(batches.values()):
                 self._record_lag(consumer)

@@ -44,4 +44,5 @@ def build_consumer(
         retry_backoff_s=settings.consumer_retry_backoff_s,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         session_timeout_ms=settings.kafka_session_timeout_ms,
+        stall_timeout_s=settings.consumer_stall_timeout_s,
     )

@@ -17,6 +17,7 @@ from shared.messaging.consumer import EventConsumer
 from shared.messaging.envelope import Envelope
 from shared.messaging.outbox import envelope_for
 from shared.messaging.producer import ensure_topics
+from shared.metrics import CONSUMER_RESTARTS
 from shared.service import start_producer
 from shared.settings import ServiceSettings
 from tests.factories import api_key_issued
@@ -43,6 +44,7 @@ def _consumer(
     producer: AIOKafkaProducer,
     handler: Any = _apply,
     name: str = "test",
+    **options: Any,
 ) -> EventConsumer:
     return EventConsumer(
         name=name,
@@ -55,6 +57,7 @@ def _consumer(
         retry_backoff_s=0.01,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         session_timeout_ms=settings.kafka_session_timeout_ms,
+        **options,
     )
 
 
@@ -180,6 +183,45 @@ async def test_an_infrastructure_error_retries_the_batch_and_dead_letters_nothin
         async with running(consumer.run):
             await wait_for(lambda: _processed(pool, 5))
         assert failures["left"] == 0
+        assert await count(pool, "SELECT count(*) FROM effects") == 5
+        assert await read_topic(settings, dlq_topic(TOPIC), expect=1, timeout_s=2) == []
+    finally:
+        await producer.stop()
+        await pool.close()
+
+
+def _restarts(consumer: str, reason: str) -> float:
+    return CONSUMER_RESTARTS.labels(consumer, reason)._value.get()
+
+
+@pytest.mark.parametrize("failure", ["stalled", "cancelled"])
+async def test_a_consumer_that_hangs_or_loses_its_task_is_replaced(
+    settings: ServiceSettings, failure: str
+) -> None:
+    """The Kafka client can wait for ever on a coordinator or leader it will not find again,
+    or let an internal cancellation escape: either way the supervisor logs it, builds a new
+    consumer, and the batch is read again and applied once."""
+    pool, producer = await _setup(settings)
+    first = {"call": True}
+    try:
+
+        async def handler(conn: asyncpg.Connection, event: ApiKeyIssued, env: Envelope) -> None:
+            if first["call"]:
+                first["call"] = False
+                if failure == "stalled":
+                    await asyncio.Event().wait()  # never set
+                raise asyncio.CancelledError  # as if from inside the client
+            await _apply(conn, event, env)
+
+        events = [api_key_issued() for _ in range(5)]
+        for event in events:
+            await _send(producer, envelope_for(event, "/test"))
+        name = f"test-{failure}-{uuid.uuid4().hex[:6]}"
+        consumer = _consumer(settings, pool, producer, handler, name=name, stall_timeout_s=1.0)
+        async with running(consumer.run):
+            await wait_for(lambda: _processed(pool, 5), timeout_s=30)
+        assert not first["call"]
+        assert _restarts(name, failure) == 1
         assert await count(pool, "SELECT count(*) FROM effects") == 5
         assert await read_topic(settings, dlq_topic(TOPIC), expect=1, timeout_s=2) == []
     finally:

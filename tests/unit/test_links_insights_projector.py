@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.links.insights.exports import cell, to_csv
+from services.links.insights.projection import Projection, jsonable, rounds
 from services.links.insights.projection_repository import upsert_sql
 from services.links.insights.projector import click_counts, rule_names
 from services.links.insights.ranges import date_range, day_bounds
@@ -73,7 +74,10 @@ def test_a_rejection_is_named_by_its_enforced_rejecting_rules() -> None:
 
 def test_upserts_merge_each_column_its_own_way() -> None:
     sql = upsert_sql("t", ("id",), {"a": "first", "b": "earliest", "c": "sum"})
-    assert sql.startswith("INSERT INTO t (id, a, b, c) VALUES ($1, $2, $3, $4)")
+    assert sql.startswith(
+        "INSERT INTO t (id, a, b, c) SELECT id, a, b, c FROM jsonb_populate_recordset(NULL::t, $1"
+    )
+    assert "ON CONFLICT (id) DO UPDATE" in sql
     assert "a = coalesce(t.a, EXCLUDED.a)" in sql
     assert "b = least(t.b, EXCLUDED.b)" in sql
     assert "c = t.c + EXCLUDED.c" in sql
@@ -116,3 +120,41 @@ def test_csv_cells_are_quoted_and_formulas_defused() -> None:
     assert rows[1] == ['a,"b"', "'=1+1", "2026-11-02T12:00:00+00:00", "-5"]
     assert rows[2] == ["", "'-x", "", "0"]
     assert cell(uuid.UUID(int=1)) == "00000000-0000-0000-0000-000000000001"
+
+
+@given(st.lists(st.integers(0, 5), max_size=60))
+def test_rounds_hold_each_key_once_and_keep_every_fact_in_order(keys: list[int]) -> None:
+    ids = [uuid.UUID(int=k) for k in keys]
+    rows = [{"reward_id": rid, "n": n} for n, rid in enumerate(ids)]
+    split = rounds("rm_rewards", rows)
+    assert sum(len(part) for part in split) == len(rows)
+    for part in split:
+        in_part = [r["reward_id"] for r in part]
+        assert len(in_part) == len(set(in_part))
+        assert in_part == sorted(in_part, key=str)
+    # The k-th fact about a row is in round k: Postgres merges them in the order they came.
+    for rid in set(ids):
+        ns = [r["n"] for part in split for r in part if r["reward_id"] == rid]
+        assert ns == sorted(ns)
+    assert len(split) == max((ids.count(i) for i in set(ids)), default=0)
+
+
+def test_referees_of_an_erased_referrer_are_not_written() -> None:
+    p = Projection()
+    p.upsert("rm_referrals", referral_id=B, referrer_id=A, referee_customer_id="customer-1")
+    p.upsert("rm_referrals", referral_id=P, referrer_id=B, referee_customer_id="customer-2")
+    p.upsert("rm_rewards", reward_id=B, referrer_id=A, side="referee", recipient="customer-1")
+    p.upsert("rm_rewards", reward_id=P, referrer_id=A, side="referrer", recipient=str(A))
+    assert p.referee_referrers() == {A, B}
+    p.forget_referees_of({A})
+    assert [r["referee_customer_id"] for r in p.upserts["rm_referrals"]] == [None, "customer-2"]
+    assert [r["recipient"] for r in p.upserts["rm_rewards"]] == [None, str(A)]
+
+
+def test_rows_go_to_postgres_as_json_values() -> None:
+    at = datetime(2026, 11, 2, 12, tzinfo=UTC)
+    row = jsonable({"id": A, "at": at, "day": date(2026, 11, 2), "n": 3, "rules": ["x"]})
+    assert row == {
+        "id": str(A), "at": "2026-11-02T12:00:00+00:00", "day": "2026-11-02", "n": 3,
+        "rules": ["x"],
+    }  # fmt: skip

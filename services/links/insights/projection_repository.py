@@ -1,14 +1,17 @@
-"""Writes of the read models (``rm_*`` tables) by the projector: every statement upserts the
-facts one event carries and merges them with what is there by order-free rules, so events of
-one referral may arrive in any order and a replay rebuilds the same rows."""
+"""Writes of the read models (``rm_*`` tables) by the projector: each statement upserts the
+facts of a batch of events (a :class:`~services.links.insights.projection.Projection`) and
+merges them with what is there by order-free rules, so events of one referral may arrive in
+any order and grouping, and a replay rebuilds the same rows."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any
+import json
+from datetime import date
 from uuid import UUID
 
 import asyncpg
+
+from services.links.insights.projection import KEYS, Projection, Row, jsonable, rounds
 
 # How each column merges an existing value with a newly seen one.
 _MERGE = {
@@ -21,107 +24,71 @@ _MERGE = {
 
 
 def upsert_sql(table: str, key: tuple[str, ...], columns: dict[str, str]) -> str:
-    """INSERT of ``key`` + ``columns`` (in that order, as $1..$n) that merges on conflict."""
-    names = [*key, *columns]
-    params = ", ".join(f"${i}" for i in range(1, len(names) + 1))
+    """INSERT of rows given as one JSON array (``$1``: objects named by column; ``key`` +
+    ``columns`` are written, a missing one as NULL) that merges each on conflict. No two rows
+    of one statement may have the same key (``projection.rounds``)."""
+    names = ", ".join([*key, *columns])
     merges = ", ".join(
         f"{col} = " + _MERGE[how].format(t=table, c=col) for col, how in columns.items()
     )
     return (
-        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({params}) "
+        f"INSERT INTO {table} ({names}) SELECT {names} "
+        f"FROM jsonb_populate_recordset(NULL::{table}, $1::text::jsonb) "
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {merges}"
     )
 
 
-_PARTICIPANT = upsert_sql(
-    "rm_participants",
-    ("participant_id",),
-    {"program_id": "first", "variant": "first", "enrolled_at": "earliest", "erased_at": "earliest"},
-)
-_SHARE = (
-    "INSERT INTO rm_shares (share_id, program_id, participant_id, channel, shared_at) "
-    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
-)
-_REFERRAL = upsert_sql(
-    "rm_referrals",
-    ("referral_id",),
-    {
-        "program_id": "first",
-        "referrer_id": "first",
-        "referee_customer_id": "first",
-        "variant": "first",
-        "signed_up_at": "earliest",
-        "flagged_at": "earliest",
-        "flag_rules": "union",
-        "rejected_at": "earliest",
-        "reject_rules": "union",
+def _insert_sql(table: str, columns: str) -> str:
+    """INSERT of rows given as one JSON array, each written once."""
+    return (
+        f"INSERT INTO {table} ({columns}) SELECT {columns} "
+        f"FROM jsonb_populate_recordset(NULL::{table}, $1::text::jsonb) ON CONFLICT DO NOTHING"
+    )
+
+
+_MERGES: dict[str, dict[str, str]] = {
+    "rm_participants": {
+        "program_id": "first", "variant": "first", "enrolled_at": "earliest",
+        "erased_at": "earliest",
     },
-)
-_PENDING = upsert_sql(
-    "rm_pending_referrals",
-    ("referral_id",),
-    {
-        "program_id": "first",
-        "waiting_for": "first",
-        "referral_code": "first",
-        "signed_up_at": "earliest",
-        "received_at": "earliest",
-        "resolved_at": "earliest",
-        "resolution": "first",
-        "referrer_id": "first",
+    "rm_referrals": {
+        "program_id": "first", "referrer_id": "first", "referee_customer_id": "first",
+        "variant": "first", "signed_up_at": "earliest", "flagged_at": "earliest",
+        "flag_rules": "union", "rejected_at": "earliest", "reject_rules": "union",
     },
-)
-_CONVERSION = upsert_sql(
-    "rm_conversions",
-    ("conversion_id",),
-    {
-        "referral_id": "first",
-        "program_id": "first",
-        "referrer_id": "first",
-        "order_amount": "first",
-        "currency": "first",
-        "converted_at": "earliest",
-        "program_version": "first",
-        "variant": "first",
-        "sequence": "greatest",
-        "refunded": "sum",
-        "reversed_at": "earliest",
+    "rm_pending_referrals": {
+        "program_id": "first", "waiting_for": "first", "referral_code": "first",
+        "signed_up_at": "earliest", "received_at": "earliest", "resolved_at": "earliest",
+        "resolution": "first", "referrer_id": "first",
     },
-)
-_REWARD = upsert_sql(
-    "rm_rewards",
-    ("reward_id",),
-    {
-        "program_id": "first",
-        "referrer_id": "first",
-        "conversion_id": "first",
-        "referral_id": "first",
-        "program_version": "first",
-        "side": "first",
-        "recipient": "first",
+    "rm_conversions": {
+        "referral_id": "first", "program_id": "first", "referrer_id": "first",
+        "order_amount": "first", "currency": "first", "converted_at": "earliest",
+        "program_version": "first", "variant": "first", "sequence": "greatest",
+        "refunded": "sum", "reversed_at": "earliest",
+    },
+    "rm_rewards": {
+        "program_id": "first", "referrer_id": "first", "conversion_id": "first",
+        "referral_id": "first", "program_version": "first", "side": "first",
+        "recipient": "first", "unit": "first", "amount": "first", "initial_status": "first",
+        "created_at": "earliest", "available_at": "earliest", "issued_amount": "first",
+        "issued_at": "earliest", "reversed_amount": "greatest", "reversal_kind": "greatest",
+        "reversed_at": "earliest", "failure_reason": "greatest", "failed_at": "earliest",
+        "variant": "first", "rule": "first", "perk": "first",
+    },
+    "rm_milestones": {
+        "reached_at": "earliest", "reward_id": "first", "perk": "first", "amount": "first",
         "unit": "first",
-        "amount": "first",
-        "initial_status": "first",
-        "created_at": "earliest",
-        "available_at": "earliest",
-        "issued_amount": "first",
-        "issued_at": "earliest",
-        "reversed_amount": "greatest",
-        "reversal_kind": "greatest",
-        "reversed_at": "earliest",
-        "failure_reason": "greatest",
-        "failed_at": "earliest",
-        "variant": "first",
-        "rule": "first",
-        "perk": "first",
     },
+}  # fmt: skip
+_UPSERTS = {table: upsert_sql(table, KEYS[table], merges) for table, merges in _MERGES.items()}
+_SHARES = _insert_sql("rm_shares", "share_id, program_id, participant_id, channel, shared_at")
+_RULES = _insert_sql("rm_referral_rules", "referral_id, decision, rule, action, shadow, reason")
+_ERASED = (
+    "SELECT participant_id FROM rm_participants "
+    "WHERE participant_id = ANY($1::uuid[]) AND erased_at IS NOT NULL"
 )
-_MILESTONE = upsert_sql(
-    "rm_milestones",
-    ("program_id", "referrer_id", "threshold"),
-    {"reached_at": "earliest", "reward_id": "first", "perk": "first", "amount": "first",
-     "unit": "first"},
-)  # fmt: skip
+
 _CLICKS = (
     "INSERT INTO rm_clicks_daily (participant_id, day, program_id, clicks, attributable, "
     "invites) SELECT * FROM unnest($1::uuid[], $2::date[], $3::uuid[], $4::bigint[], "
@@ -131,103 +98,38 @@ _CLICKS = (
     "attributable = rm_clicks_daily.attributable + EXCLUDED.attributable, "
     "invites = rm_clicks_daily.invites + EXCLUDED.invites"
 )
-_RULES = (
-    "INSERT INTO rm_referral_rules (referral_id, decision, rule, action, shadow, reason) "
-    "SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::boolean[], $6::text[]) "
-    "ON CONFLICT DO NOTHING"
-)
-_ERASED = "SELECT erased_at IS NOT NULL FROM rm_participants WHERE participant_id = $1"
-
-_REFERRAL_COLUMNS = (
-    "program_id", "referrer_id", "referee_customer_id", "variant", "signed_up_at",
-    "flagged_at", "flag_rules", "rejected_at", "reject_rules",
-)  # fmt: skip
-_CONVERSION_COLUMNS = (
-    "referral_id", "program_id", "referrer_id", "order_amount", "currency", "converted_at",
-    "program_version", "variant", "sequence", "refunded", "reversed_at",
-)  # fmt: skip
-_REWARD_COLUMNS = (
-    "program_id", "referrer_id", "conversion_id", "referral_id", "program_version", "side",
-    "recipient", "unit", "amount", "initial_status", "created_at", "available_at",
-    "issued_amount", "issued_at", "reversed_amount", "reversal_kind", "reversed_at",
-    "failure_reason", "failed_at", "variant", "rule", "perk",
-)  # fmt: skip
 
 
-async def referrer_erased(conn: asyncpg.Connection, referrer_id: UUID) -> bool:
-    return bool(await conn.fetchval(_ERASED, referrer_id))
+async def write(conn: asyncpg.Connection, projection: Projection) -> None:
+    """Apply what a batch of events said: a statement per table and round, whatever the
+    number of events. Participants first: an erasure in the batch is then recorded before
+    its referrer's referees are forgotten, last, in rows old and new."""
+    referrers = projection.referee_referrers()
+    if referrers:
+        rows = await conn.fetch(_ERASED, list(referrers))
+        projection.forget_referees_of({r["participant_id"] for r in rows})
+    for table in _UPSERTS:
+        for part in rounds(table, projection.upserts.get(table, [])):
+            await conn.execute(_UPSERTS[table], _json(part))
+    if projection.shares:
+        await conn.execute(_SHARES, _json(projection.shares))
+    if projection.rules:
+        await conn.execute(_RULES, _json(projection.rules))
+    if projection.erased:
+        await conn.execute(
+            "UPDATE rm_referrals SET referee_customer_id = NULL "
+            "WHERE referrer_id = ANY($1::uuid[]) AND referee_customer_id IS NOT NULL",
+            projection.erased,
+        )
+        await conn.execute(
+            "UPDATE rm_rewards SET recipient = NULL WHERE referrer_id = ANY($1::uuid[]) "
+            "AND side = 'referee' AND recipient IS NOT NULL",
+            projection.erased,
+        )
 
 
-async def upsert_participant(
-    conn: asyncpg.Connection,
-    participant_id: UUID,
-    program_id: UUID,
-    variant: str | None,
-    enrolled_at: datetime | None,
-    erased_at: datetime | None,
-) -> None:
-    await conn.execute(_PARTICIPANT, participant_id, program_id, variant, enrolled_at, erased_at)
-
-
-async def forget_referees_of(conn: asyncpg.Connection, referrer_id: UUID) -> None:
-    """An erased referrer's referees are no longer named, in referrals and in rewards."""
-    await conn.execute(
-        "UPDATE rm_referrals SET referee_customer_id = NULL WHERE referrer_id = $1", referrer_id
-    )
-    await conn.execute(
-        "UPDATE rm_rewards SET recipient = NULL WHERE referrer_id = $1 AND side = 'referee'",
-        referrer_id,
-    )
-
-
-async def insert_share(
-    conn: asyncpg.Connection,
-    share_id: UUID,
-    program_id: UUID,
-    participant_id: UUID,
-    channel: str,
-    shared_at: datetime,
-) -> None:
-    await conn.execute(_SHARE, share_id, program_id, participant_id, channel, shared_at)
-
-
-async def upsert_referral(
-    conn: asyncpg.Connection, referral_id: UUID, facts: dict[str, Any]
-) -> None:
-    await conn.execute(_REFERRAL, referral_id, *(facts.get(c) for c in _REFERRAL_COLUMNS))
-
-
-async def insert_rules(
-    conn: asyncpg.Connection,
-    referral_id: UUID,
-    decision: str,
-    rules: list[tuple[str, str, bool, str]],
-) -> None:
-    """The (rule, action, shadow, reason) of every rule that fired in one decision."""
-    if rules:
-        columns = [list(c) for c in zip(*rules, strict=True)]
-        await conn.execute(_RULES, referral_id, decision, *columns)
-
-
-async def upsert_pending(conn: asyncpg.Connection, *values: Any) -> None:
-    """(referral, program, waiting_for, code, signed_up_at, received_at, resolved_at,
-    resolution, referrer)."""
-    await conn.execute(_PENDING, *values)
-
-
-async def upsert_conversion(
-    conn: asyncpg.Connection, conversion_id: UUID, facts: dict[str, Any]
-) -> None:
-    await conn.execute(_CONVERSION, conversion_id, *(facts.get(c) for c in _CONVERSION_COLUMNS))
-
-
-async def upsert_reward(conn: asyncpg.Connection, reward_id: UUID, facts: dict[str, Any]) -> None:
-    await conn.execute(_REWARD, reward_id, *(facts.get(c) for c in _REWARD_COLUMNS))
-
-
-async def upsert_milestone(conn: asyncpg.Connection, *values: Any) -> None:
-    """(program, referrer, threshold, reached_at, reward_id, perk, amount, unit)."""
-    await conn.execute(_MILESTONE, *values)
+def _json(rows: list[Row]) -> str:
+    return json.dumps([jsonable(r) for r in rows])
 
 
 async def add_daily_clicks(

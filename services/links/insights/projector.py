@@ -1,17 +1,20 @@
 """Event handlers that keep the analytics read models (``rm_*`` tables) of the links service.
 
-Every row is a pure function of the events: each handler upserts the facts its event carries
-and merges them with what is there using order-free operations (the earliest time, the first
-non-null value, a sorted union, a sum). Events of one referral arrive on different topics, so
-``reward.issued`` may come before ``reward.created`` and ``referral.converted`` before
-``referral.signed_up``; they end in the same rows either way, and the topics replayed into an
-empty database rebuild the same tables. The inbox (in the consumer) makes every sum exact.
+Every row is a pure function of the events: each handler adds the facts its event carries to
+a :class:`~services.links.insights.projection.Projection`, written a whole poll at a time by
+:class:`ReadModelProjector` and merged with what is there using order-free operations (the
+earliest time, the first non-null value, a sorted union, a sum). Events of one referral
+arrive on different topics, so ``reward.issued`` may come before ``reward.created`` and
+``referral.converted`` before ``referral.signed_up``; they end in the same rows either way,
+and the topics replayed into an empty database rebuild the same tables. The inbox (in the
+consumer) makes every sum exact.
 
 Clicks are counted, a batch at a time, by :class:`ClickCounter` (see its docstring)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, date
 from typing import Any
 from uuid import UUID
@@ -19,6 +22,7 @@ from uuid import UUID
 import asyncpg
 
 from services.links.insights import projection_repository as rm
+from services.links.insights.projection import Projection
 from shared.contracts import (
     LinkClicked,
     LinkShared,
@@ -36,34 +40,23 @@ from shared.contracts import (
     RewardIssued,
     RewardReversed,
 )
+from shared.contracts.base import Event
 from shared.contracts.referrals import RuleOutcome
 from shared.messaging.batch import BatchConsumer
 from shared.messaging.consumer import Handler
 from shared.messaging.envelope import Envelope
 
 
-async def _referral(conn: asyncpg.Connection, referral_id: UUID, **facts: Any) -> None:
+def _referral(p: Projection, **facts: Any) -> None:
     facts.setdefault("flag_rules", [])
     facts.setdefault("reject_rules", [])
-    if facts.get("referee_customer_id") and await rm.referrer_erased(conn, facts["referrer_id"]):
-        facts["referee_customer_id"] = None  # the erasure came first
-    await rm.upsert_referral(conn, referral_id, facts)
+    p.upsert("rm_referrals", **facts)
 
 
-async def _conversion(conn: asyncpg.Connection, conversion_id: UUID, **facts: Any) -> None:
+def _conversion(p: Projection, **facts: Any) -> None:
     facts.setdefault("sequence", 1)
     facts.setdefault("refunded", 0)
-    await rm.upsert_conversion(conn, conversion_id, facts)
-
-
-async def _reward(conn: asyncpg.Connection, reward_id: UUID, **facts: Any) -> None:
-    if (
-        facts.get("side") == "referee"
-        and facts.get("recipient")
-        and await rm.referrer_erased(conn, facts["referrer_id"])
-    ):
-        facts["recipient"] = None  # a referee's id is not kept once the referrer is erased
-    await rm.upsert_reward(conn, reward_id, facts)
+    p.upsert("rm_conversions", **facts)
 
 
 def rule_names(rules: list[RuleOutcome], action: str) -> list[str]:
@@ -73,35 +66,45 @@ def rule_names(rules: list[RuleOutcome], action: str) -> list[str]:
     return sorted(set(deciding)) or ["unspecified"]
 
 
-async def _decision(
-    conn: asyncpg.Connection, referral_id: UUID, decision: str, rules: list[RuleOutcome]
-) -> None:
-    await rm.insert_rules(
-        conn, referral_id, decision, [(r.rule, r.action, r.shadow, r.reason) for r in rules]
+def _decision(p: Projection, referral_id: UUID, decision: str, rules: list[RuleOutcome]) -> None:
+    p.rules += [
+        {"referral_id": referral_id, "decision": decision, "rule": r.rule, "action": r.action,
+         "shadow": r.shadow, "reason": r.reason}
+        for r in rules
+    ]  # fmt: skip
+
+
+def enrolled(p: Projection, ev: ParticipantEnrolled) -> None:
+    p.upsert(
+        "rm_participants",
+        participant_id=ev.participant_id,
+        program_id=ev.program_id,
+        variant=ev.variant,
+        enrolled_at=ev.enrolled_at,
     )
 
 
-async def on_enrolled(conn: asyncpg.Connection, ev: ParticipantEnrolled, _: Envelope) -> None:
-    await rm.upsert_participant(
-        conn, ev.participant_id, ev.program_id, ev.variant, ev.enrolled_at, None
+def erased(p: Projection, ev: ParticipantErased) -> None:
+    p.upsert(
+        "rm_participants",
+        participant_id=ev.participant_id,
+        program_id=ev.program_id,
+        erased_at=ev.erased_at,
     )
+    p.erased.append(ev.participant_id)
 
 
-async def on_erased(conn: asyncpg.Connection, ev: ParticipantErased, _: Envelope) -> None:
-    await rm.upsert_participant(conn, ev.participant_id, ev.program_id, None, None, ev.erased_at)
-    await rm.forget_referees_of(conn, ev.participant_id)
+def shared(p: Projection, ev: LinkShared) -> None:
+    p.shares.append(
+        {"share_id": ev.share_id, "program_id": ev.program_id,
+         "participant_id": ev.participant_id, "channel": ev.channel, "shared_at": ev.shared_at}
+    )  # fmt: skip
 
 
-async def on_shared(conn: asyncpg.Connection, ev: LinkShared, _: Envelope) -> None:
-    await rm.insert_share(
-        conn, ev.share_id, ev.program_id, ev.participant_id, ev.channel, ev.shared_at
-    )
-
-
-async def on_signed_up(conn: asyncpg.Connection, ev: ReferralSignedUp, _: Envelope) -> None:
-    await _referral(
-        conn,
-        ev.referral_id,
+def signed_up(p: Projection, ev: ReferralSignedUp) -> None:
+    _referral(
+        p,
+        referral_id=ev.referral_id,
         program_id=ev.program_id,
         referrer_id=ev.referrer_id,
         referee_customer_id=ev.referee_customer_id,
@@ -110,34 +113,34 @@ async def on_signed_up(conn: asyncpg.Connection, ev: ReferralSignedUp, _: Envelo
     )
 
 
-async def on_pending(conn: asyncpg.Connection, ev: ReferralPending, _: Envelope) -> None:
+def pending(p: Projection, ev: ReferralPending) -> None:
     """A signup waiting for its click or code, or (``resolved_at`` set) what became of it."""
-    await rm.upsert_pending(
-        conn,
-        ev.referral_id,
-        ev.program_id,
-        ev.waiting_for,
-        ev.referral_code,
-        ev.signed_up_at,
-        ev.received_at,
-        ev.resolved_at,
-        ev.status if ev.resolved_at else None,
-        ev.referrer_id,
+    p.upsert(
+        "rm_pending_referrals",
+        referral_id=ev.referral_id,
+        program_id=ev.program_id,
+        waiting_for=ev.waiting_for,
+        referral_code=ev.referral_code,
+        signed_up_at=ev.signed_up_at,
+        received_at=ev.received_at,
+        resolved_at=ev.resolved_at,
+        resolution=ev.status if ev.resolved_at else None,
+        referrer_id=ev.referrer_id,
     )
 
 
-async def on_converted(conn: asyncpg.Connection, ev: ReferralConverted, _: Envelope) -> None:
-    await _referral(
-        conn,
-        ev.referral_id,
+def converted(p: Projection, ev: ReferralConverted) -> None:
+    _referral(
+        p,
+        referral_id=ev.referral_id,
         program_id=ev.program_id,
         referrer_id=ev.referrer_id,
         referee_customer_id=ev.referee_customer_id,
         variant=ev.variant,
     )
-    await _conversion(
-        conn,
-        ev.conversion_id,
+    _conversion(
+        p,
+        conversion_id=ev.conversion_id,
         referral_id=ev.referral_id,
         program_id=ev.program_id,
         referrer_id=ev.referrer_id,
@@ -150,36 +153,36 @@ async def on_converted(conn: asyncpg.Connection, ev: ReferralConverted, _: Envel
     )
 
 
-async def on_flagged(conn: asyncpg.Connection, ev: ReferralFlagged, _: Envelope) -> None:
-    await _referral(
-        conn,
-        ev.referral_id,
+def flagged(p: Projection, ev: ReferralFlagged) -> None:
+    _referral(
+        p,
+        referral_id=ev.referral_id,
         program_id=ev.program_id,
         referrer_id=ev.referrer_id,
         referee_customer_id=ev.referee_customer_id,
         flagged_at=ev.flagged_at,
         flag_rules=rule_names(ev.rules, "review"),
     )
-    await _decision(conn, ev.referral_id, "flagged", ev.rules)
+    _decision(p, ev.referral_id, "flagged", ev.rules)
 
 
-async def on_rejected(conn: asyncpg.Connection, ev: ReferralRejected, _: Envelope) -> None:
-    await _referral(
-        conn,
-        ev.referral_id,
+def rejected(p: Projection, ev: ReferralRejected) -> None:
+    _referral(
+        p,
+        referral_id=ev.referral_id,
         program_id=ev.program_id,
         referrer_id=ev.referrer_id,
         referee_customer_id=ev.referee_customer_id,
         rejected_at=ev.rejected_at,
         reject_rules=rule_names(ev.rules, "reject"),
     )
-    await _decision(conn, ev.referral_id, "rejected", ev.rules)
+    _decision(p, ev.referral_id, "rejected", ev.rules)
 
 
-async def on_reversed(conn: asyncpg.Connection, ev: ReferralReversed, _: Envelope) -> None:
-    await _conversion(
-        conn,
-        ev.conversion_id,
+def reversed_(p: Projection, ev: ReferralReversed) -> None:
+    _conversion(
+        p,
+        conversion_id=ev.conversion_id,
         referral_id=ev.referral_id,
         program_id=ev.program_id,
         referrer_id=ev.referrer_id,
@@ -189,10 +192,10 @@ async def on_reversed(conn: asyncpg.Connection, ev: ReferralReversed, _: Envelop
     )
 
 
-async def on_reward_created(conn: asyncpg.Connection, ev: RewardCreated, _: Envelope) -> None:
-    await _reward(
-        conn,
-        ev.reward_id,
+def reward_created(p: Projection, ev: RewardCreated) -> None:
+    p.upsert(
+        "rm_rewards",
+        reward_id=ev.reward_id,
         program_id=ev.program_id,
         referrer_id=ev.referrer_id,
         conversion_id=ev.conversion_id,
@@ -211,10 +214,10 @@ async def on_reward_created(conn: asyncpg.Connection, ev: RewardCreated, _: Enve
     )
 
 
-async def on_reward_issued(conn: asyncpg.Connection, ev: RewardIssued, _: Envelope) -> None:
-    await _reward(
-        conn,
-        ev.reward_id,
+def reward_issued(p: Projection, ev: RewardIssued) -> None:
+    p.upsert(
+        "rm_rewards",
+        reward_id=ev.reward_id,
         program_id=ev.program_id,
         referrer_id=ev.referrer_id,
         conversion_id=ev.conversion_id,
@@ -231,10 +234,10 @@ async def on_reward_issued(conn: asyncpg.Connection, ev: RewardIssued, _: Envelo
     )
 
 
-async def on_reward_reversed(conn: asyncpg.Connection, ev: RewardReversed, _: Envelope) -> None:
-    await _reward(
-        conn,
-        ev.reward_id,
+def reward_reversed(p: Projection, ev: RewardReversed) -> None:
+    p.upsert(
+        "rm_rewards",
+        reward_id=ev.reward_id,
         program_id=ev.program_id,
         referrer_id=ev.referrer_id,
         conversion_id=ev.conversion_id,
@@ -247,10 +250,10 @@ async def on_reward_reversed(conn: asyncpg.Connection, ev: RewardReversed, _: En
     )
 
 
-async def on_reward_failed(conn: asyncpg.Connection, ev: RewardFailed, _: Envelope) -> None:
-    await _reward(
-        conn,
-        ev.reward_id,
+def reward_failed(p: Projection, ev: RewardFailed) -> None:
+    p.upsert(
+        "rm_rewards",
+        reward_id=ev.reward_id,
         program_id=ev.program_id,
         referrer_id=ev.referrer_id,
         side=ev.side,
@@ -261,42 +264,69 @@ async def on_reward_failed(conn: asyncpg.Connection, ev: RewardFailed, _: Envelo
     )
 
 
-async def on_milestone(conn: asyncpg.Connection, ev: MilestoneReached, _: Envelope) -> None:
-    await rm.upsert_milestone(
-        conn,
-        ev.program_id,
-        ev.referrer_id,
-        ev.threshold,
-        ev.reached_at,
-        ev.reward_id,
-        ev.perk,
-        ev.amount,
-        ev.unit,
+def milestone(p: Projection, ev: MilestoneReached) -> None:
+    p.upsert(
+        "rm_milestones",
+        program_id=ev.program_id,
+        referrer_id=ev.referrer_id,
+        threshold=ev.threshold,
+        reached_at=ev.reached_at,
+        reward_id=ev.reward_id,
+        perk=ev.perk,
+        amount=ev.amount,
+        unit=ev.unit,
     )
+
+
+# What each topic of the shared group (``links``) does to the read models; clicks have their
+# own group, below.
+PROJECT: dict[str, Callable[[Projection, Any], None]] = {
+    ParticipantEnrolled.TOPIC: enrolled,
+    ParticipantErased.TOPIC: erased,
+    LinkShared.TOPIC: shared,
+    ReferralSignedUp.TOPIC: signed_up,
+    ReferralPending.TOPIC: pending,
+    ReferralConverted.TOPIC: converted,
+    ReferralFlagged.TOPIC: flagged,
+    ReferralRejected.TOPIC: rejected,
+    ReferralReversed.TOPIC: reversed_,
+    RewardCreated.TOPIC: reward_created,
+    RewardIssued.TOPIC: reward_issued,
+    RewardReversed.TOPIC: reward_reversed,
+    RewardFailed.TOPIC: reward_failed,
+    MilestoneReached.TOPIC: milestone,
+}
+
+
+async def project(conn: asyncpg.Connection, events: list[Event]) -> None:
+    """Apply ``events`` (each seen for the first time) to the read models."""
+    projection = Projection()
+    for event in events:
+        PROJECT[event.TOPIC](projection, event)
+    await rm.write(conn, projection)
+
+
+async def _project_one(conn: asyncpg.Connection, event: Event, _: Envelope) -> None:
+    await project(conn, [event])
+
+
+# Per-message handlers: the path of a batch that had to be split (a message failed).
+HANDLERS: dict[str, Handler] = dict.fromkeys(PROJECT, _project_one)
+
+
+class ReadModelProjector(BatchConsumer):
+    """Keeps the read models from a whole poll at a time: one inbox statement and one
+    statement per table and round (``projection.rounds``) for however many events."""
+
+    async def apply_batch(
+        self, conn: asyncpg.Connection, events: list[tuple[Envelope, Any]]
+    ) -> None:
+        await project(conn, [ev for _, ev in events])
 
 
 async def on_clicked(conn: asyncpg.Connection, ev: LinkClicked, _: Envelope) -> None:
     """One click (the per-message path, used when a batch has to be split)."""
     await count_clicks(conn, [ev])
-
-
-# The topics of the shared consumer (group ``links``); clicks have their own, below.
-HANDLERS: dict[str, Handler] = {
-    ParticipantEnrolled.TOPIC: on_enrolled,
-    ParticipantErased.TOPIC: on_erased,
-    LinkShared.TOPIC: on_shared,
-    ReferralSignedUp.TOPIC: on_signed_up,
-    ReferralPending.TOPIC: on_pending,
-    ReferralConverted.TOPIC: on_converted,
-    ReferralFlagged.TOPIC: on_flagged,
-    ReferralRejected.TOPIC: on_rejected,
-    ReferralReversed.TOPIC: on_reversed,
-    RewardCreated.TOPIC: on_reward_created,
-    RewardIssued.TOPIC: on_reward_issued,
-    RewardReversed.TOPIC: on_reward_reversed,
-    RewardFailed.TOPIC: on_reward_failed,
-    MilestoneReached.TOPIC: on_milestone,
-}
 
 
 def click_counts(

@@ -11,9 +11,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from services.links.insights.projector import HANDLERS, ClickCounter, on_clicked
+from services.links.insights.projector import (
+    HANDLERS,
+    ClickCounter,
+    ReadModelProjector,
+    on_clicked,
+)
 from shared.contracts import LinkClicked
-from shared.messaging.consumer import EventConsumer
 from shared.messaging.outbox import envelope_for
 from tests.integration.kafka_helpers import migrated, running
 from tests.integration.links.analytics_story import snapshot
@@ -86,7 +90,7 @@ async def test_replaying_the_topics_into_an_empty_database_rebuilds_the_same_tab
             "session_timeout_ms": settings.kafka_session_timeout_ms,
             "retry_backoff_s": 0.01,
         }
-        rebuild = EventConsumer(name="links-rebuild", handlers=HANDLERS, **common)  # type: ignore[arg-type]
+        rebuild = ReadModelProjector(name="links-rebuild", handlers=HANDLERS, **common)  # type: ignore[arg-type]
         click_rebuild = ClickCounter(
             handlers={LinkClicked.TOPIC: on_clicked}, name="links-rebuild-clicks", **common
         )  # type: ignore[arg-type]
