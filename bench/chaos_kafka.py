@@ -124,6 +124,8 @@ class ClusterChaosResult(ChaosResult):
     clicks_answered: int = 0
     clicks_stored: int = 0
     seconds: float = 0.0
+    # Kafka consumers their supervisor replaced, by reason (shared/messaging/consumer.py).
+    restarts: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
 Resumed = dict[str, float | None]  # consumer group -> resume time, None: never
@@ -505,7 +507,28 @@ async def cluster_chaos_run(
         if stack is not None:
             stack.stop()
         cluster.stop()
+        result.restarts = supervisor_restarts(root / "logs")
     return result
+
+
+# What the consumer supervisor logs when it replaces a Kafka consumer, by reason.
+_SUPERVISOR_LINES = {
+    "stalled": "has not turned for",
+    "cancelled": "a cancellation escaped the Kafka client",
+    "error": "failed; starting a new Kafka consumer",
+}
+
+
+def supervisor_restarts(logs: Path) -> collections.Counter[str]:
+    """How often each replica's consumer supervisor stepped in (a broker loss is not
+    counted: every fault causes those)."""
+    counts: collections.Counter[str] = collections.Counter()
+    for log_file in logs.glob("*.log"):
+        for line in log_file.read_text(errors="replace").splitlines():
+            for reason, text in _SUPERVISOR_LINES.items():
+                if text in line:
+                    counts[reason] += 1
+    return counts
 
 
 def format_resume(resumed: dict[str, float | None]) -> str:
@@ -574,7 +597,8 @@ def run_seeds(first_seed: int, seeds: int, faults: int, rate_per_s: float, paral
             print(
                 f"seed={result.seed} accepted={result.accepted} clicks="
                 f"{result.clicks_answered}/{result.clicks_stored} faults={len(result.faults)} "
-                f"violations={len(result.violations)} [{result.seconds:.0f}s]",
+                f"violations={len(result.violations)} [{result.seconds:.0f}s]"
+                + "".join(f" restarts_{k}={n}" for k, n in sorted(result.restarts.items())),
                 flush=True,
             )
             for report in result.reports:
@@ -586,6 +610,11 @@ def run_seeds(first_seed: int, seeds: int, faults: int, rate_per_s: float, paral
     print("chaos-kafka faults by kind: " + " ".join(f"{k}={by_kind[k]}" for k in KINDS))
     for line in resume_summary(results):
         print(f"chaos-kafka {line}")
+    restarts = sum((r.restarts for r in results), collections.Counter())
+    print(
+        "chaos-kafka consumer supervisor restarts: "
+        + (" ".join(f"{k}={n}" for k, n in sorted(restarts.items())) or "none")
+    )
     print(
         f"chaos-kafka: runs={len(results)} faults={sum(len(r.faults) for r in results)} "
         f"accepted={sum(r.accepted for r in results)} "
