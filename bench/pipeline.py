@@ -187,12 +187,17 @@ async def setup_program(
     return program["id"], server, codes
 
 
-async def wait_for_key(
-    attribution: list[str], http: httpx.AsyncClient, server: dict[str, str]
+async def wait_for_program(
+    stack: Stack,
+    attribution: list[str],
+    http: httpx.AsyncClient,
+    server: dict[str, str],
+    codes: list[str],
 ) -> None:
     """The key and participants reach attribution through events; wait until every replica
-    takes the key. On a fresh Kafka the consumer groups' first joins (and the offsets topic)
-    take seconds, more on a crowded machine."""
+    takes the key and every code is known (a signup with an unknown code waits for it rather
+    than being attributed). On a fresh Kafka the consumer groups' first joins (and the offsets
+    topic) take seconds, more on a crowded machine."""
     deadline = time.monotonic() + 120
     for base in attribution:
         url = f"{base}/v1/clicks/{uuid.uuid4()}"
@@ -200,6 +205,15 @@ async def wait_for_key(
             if time.monotonic() > deadline:
                 raise TimeoutError("attribution never learned the program key")
             await asyncio.sleep(0.05)
+    conn = await asyncpg.connect(database_url_for(stack.server_url, "attribution"))
+    try:
+        known = "SELECT count(*) FROM participants WHERE code = ANY($1::text[])"
+        while await conn.fetchval(known, codes) < len(codes):
+            if time.monotonic() > deadline:
+                raise TimeoutError("attribution never learned every participant")
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
 
 
 async def signups(
@@ -326,8 +340,8 @@ async def run_full(
     finally:
         await conn.close()
     sent_s = time.perf_counter() - started
-    for summary in summaries:
-        print(f"[full-speed] {summary}")
+    for i, summary in enumerate(summaries):
+        print(f"[full-speed] {replica_label('attribution', i, len(summaries))} {summary}")
     return {
         "accepted": await accepted_times(stack, customers),
         "sent_s": sent_s,
@@ -549,7 +563,7 @@ async def main_async(
         print(f"baseline: wrk -> attribution /healthz {ceiling:.0f} req/s")
         async with httpx.AsyncClient(timeout=30) as http:
             _, server, codes = await setup_program(stack, http, args.participants)
-            await wait_for_key(attribution, http, server)
+            await wait_for_program(stack, attribution, http, server, codes)
         key = server["Authorization"].removeprefix("Bearer ")
         tag = uuid.uuid4().hex[:6]
         customers = {
