@@ -8,6 +8,9 @@ stands for the time since the previous one. ``log_lock_waits`` would only report
 than ``deadlock_timeout`` (1 s) and needs the server's log parsed: the short waits a hot row
 causes under load would go unseen. Sampling misses waits shorter than the interval too, but a
 row that serialises the replicas is waited for in most samples, which is what this is for.
+Waits are split by kind: ``transactionid``/``tuple`` (rows), ``advisory``, ``relation``, and
+``object <catalog> <id>``; ``object pg_database 0`` is the one lock of the whole server that
+every transaction which ran ``NOTIFY`` (the outbox trigger) takes at commit.
 """
 
 from __future__ import annotations
@@ -26,10 +29,17 @@ from bench.pipeline_work import events
 
 SAMPLE_EVERY_S = 0.05
 
+# A backend waits for one lock at a time: its ungranted row in pg_locks names the object.
 _LOCK_WAITS = """
-SELECT datname, wait_event, count(*) AS n FROM pg_stat_activity
-WHERE wait_event_type = 'Lock' AND datname IS NOT NULL
-GROUP BY datname, wait_event
+SELECT a.datname,
+       CASE WHEN l.locktype = 'object'
+            THEN 'object ' || l.classid::regclass::text || ' ' || l.objid
+            ELSE a.wait_event END AS wait_event,
+       count(*) AS n
+FROM pg_stat_activity a
+LEFT JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted
+WHERE a.wait_event_type = 'Lock' AND a.datname IS NOT NULL
+GROUP BY 1, 2
 """
 
 
