@@ -14,7 +14,7 @@ Faults, each kind at least once per seed, in an order drawn from the seed:
 - ``roll_brokers``: a rolling restart of the three brokers (SIGTERM, start, wait until no
   partition is under-replicated, next);
 - ``roll_services``: a rolling restart of every service, two replicas each, as a Kubernetes
-  rollout does it (bench/chaos_replicas.py).
+  rollout does it (bench/replicas.py).
 After each fault the run waits until the cluster is whole again and prints how long each
 consumer group took to resume (bench/chaos_kafka_probe.py says how that is measured).
 
@@ -63,7 +63,7 @@ from bench.chaos import (
 )
 from bench.chaos_broker import DeadLetterWatcher
 from bench.chaos_kafka_probe import GROUPS, ClusterProbe, active_controller
-from bench.chaos_replicas import ServiceReplicas
+from bench.replicas import ServiceReplicas
 from devstack.kafka import KafkaCluster
 from devstack.kafka.cluster import QUICK_JVM
 from devstack.stack import Stack, StackConfig, database_url_for

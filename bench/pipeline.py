@@ -23,10 +23,20 @@ Each phase also prints the work per conversion of every service (bench/pipeline_
 statements and transactions in its database, rows written, events produced and consumed.
 
     python -m bench.pipeline [--journeys N] [--rate R] [--concurrency C] [--profile SERVICE]
-        [--broker tansu|kafka|kafka-cluster|tansu,kafka]
+        [--broker tansu|kafka|kafka-cluster|tansu,kafka] [--replicas N|1,2]
 
 With ``--broker tansu,kafka`` the whole run is made on each broker in turn and closes with
 their lines side by side (``pipeline[tansu]: ...``, ``pipeline[kafka]: ...``).
+
+``--replicas N`` (default 1) runs every service as N processes (bench/replicas.py): N members
+of each consumer group sharing the topics' partitions, and the conversions (signups, the paced
+sender, one ``wrk`` per replica) split between attribution's replicas. Each phase prints the
+events each replica consumed and relayed (its own ``/metrics``) and the time backends waited
+for locks in each database (bench/pipeline_replicas.py); CPU and memory are per replica.
+``--replicas 1,2`` makes the whole run once per count, for lines side by side
+(``pipeline[tansu,replicas=1]: ...``, ``pipeline[tansu,replicas=2]: ...``); with
+``--broker tansu,kafka`` too, every broker runs every count. The ratio of a run with replicas
+is against the ``/healthz`` baseline of one attribution replica.
 """
 
 from __future__ import annotations
@@ -53,8 +63,19 @@ import asyncpg
 import httpx
 import psutil
 
-from bench.pipeline_driver import RawHttp, paced, post_all, wrk_baseline, wrk_conversions
+from bench.pipeline_driver import RoundRobinHttp, paced, post_all, wrk_baseline, wrk_conversions
+from bench.pipeline_replicas import (
+    LockWaits,
+    parse_counts,
+    print_spread,
+    replica_events,
+    replica_label,
+    run_label,
+    sample_lock_waits,
+    spread,
+)
 from bench.pipeline_work import PG_SETTINGS, Work, as_bench, prepare, print_work, snapshot
+from bench.replicas import ServiceReplicas
 from devstack.profiles import BrokerKind, broker_kind
 from devstack.stack import Stack, StackConfig, database_url_for
 
@@ -166,24 +187,40 @@ async def setup_program(
     return program["id"], server, codes
 
 
-async def wait_for_key(stack: Stack, http: httpx.AsyncClient, server: dict[str, str]) -> None:
-    """The key and participants reach attribution through events; wait for them. On a fresh
-    Kafka the consumer groups' first joins (and the offsets topic) take seconds, more on a
-    crowded machine."""
-    url = f"{stack.url('attribution')}/v1/clicks/{uuid.uuid4()}"
+async def wait_for_program(
+    stack: Stack,
+    attribution: list[str],
+    http: httpx.AsyncClient,
+    server: dict[str, str],
+    codes: list[str],
+) -> None:
+    """The key and participants reach attribution through events; wait until every replica
+    takes the key and every code is known (a signup with an unknown code waits for it rather
+    than being attributed). On a fresh Kafka the consumer groups' first joins (and the offsets
+    topic) take seconds, more on a crowded machine."""
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if (await http.get(url, headers=server)).status_code == 404:
-            return
-        await asyncio.sleep(0.05)
-    raise TimeoutError("attribution never learned the program key")
+    for base in attribution:
+        url = f"{base}/v1/clicks/{uuid.uuid4()}"
+        while (await http.get(url, headers=server)).status_code != 404:
+            if time.monotonic() > deadline:
+                raise TimeoutError("attribution never learned the program key")
+            await asyncio.sleep(0.05)
+    conn = await asyncpg.connect(database_url_for(stack.server_url, "attribution"))
+    try:
+        known = "SELECT count(*) FROM participants WHERE code = ANY($1::text[])"
+        while await conn.fetchval(known, codes) < len(codes):
+            if time.monotonic() > deadline:
+                raise TimeoutError("attribution never learned every participant")
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
 
 
 async def signups(
-    stack: Stack, key: str, codes: list[str], customers: list[str], concurrency: int
+    attribution: list[str], key: str, codes: list[str], customers: list[str], concurrency: int
 ) -> None:
     """Set-up, not measured: one attributed signup per journey."""
-    http = RawHttp(stack.url("attribution"), concurrency, {"Authorization": f"Bearer {key}"})
+    http = RoundRobinHttp(attribution, concurrency, {"Authorization": f"Bearer {key}"})
     try:
         bodies = [
             {"customer_id": c, "referral_code": codes[i % len(codes)]}
@@ -241,9 +278,14 @@ async def accepted_times(stack: Stack, customers: list[str]) -> dict[str, float]
 
 
 async def run_fixed(
-    stack: Stack, key: str, customers: list[str], rate: float, concurrency: int
+    stack: Stack,
+    attribution: list[str],
+    key: str,
+    customers: list[str],
+    rate: float,
+    concurrency: int,
 ) -> dict[str, Any]:
-    http = RawHttp(stack.url("attribution"), concurrency, {"Authorization": f"Bearer {key}"})
+    http = RoundRobinHttp(attribution, concurrency, {"Authorization": f"Bearer {key}"})
     try:
         result = await paced(http, "/v1/conversions", conversion_bodies(customers), rate)
     finally:
@@ -262,7 +304,12 @@ async def run_fixed(
 
 
 async def run_full(
-    stack: Stack, key: str, customers: list[str], threads: int, connections: int
+    stack: Stack,
+    attribution: list[str],
+    key: str,
+    customers: list[str],
+    threads: int,
+    connections: int,
 ) -> dict[str, Any]:
     conn = await asyncpg.connect(database_url_for(stack.server_url, "attribution"))
     orders = [f"o-{c}" for c in customers]
@@ -282,8 +329,8 @@ async def run_full(
 
     started = time.perf_counter()
     try:
-        summary = await wrk_conversions(
-            stack.url("attribution"),
+        summaries = await wrk_conversions(
+            attribution,
             key,
             conversion_bodies(customers),
             threads,
@@ -293,7 +340,8 @@ async def run_full(
     finally:
         await conn.close()
     sent_s = time.perf_counter() - started
-    print(f"[full-speed] {summary}")
+    for i, summary in enumerate(summaries):
+        print(f"[full-speed] {replica_label('attribution', i, len(summaries))} {summary}")
     return {
         "accepted": await accepted_times(stack, customers),
         "sent_s": sent_s,
@@ -471,8 +519,11 @@ def infra_pids(stack: Stack) -> dict[str, int]:
     return infra
 
 
-async def main_async(args: argparse.Namespace, root: Path, broker: BrokerKind) -> dict[str, Any]:
-    print(f"=== broker: {broker} ===", flush=True)
+async def main_async(
+    args: argparse.Namespace, root: Path, broker: BrokerKind, replicas: int, run: str
+) -> dict[str, Any]:
+    suffix = f", replicas: {replicas}" if replicas > 1 else ""
+    print(f"=== broker: {broker}{suffix} ===", flush=True)
     config = StackConfig.for_tests(root)
     config.broker = broker
     config.kafka_quick_jvm = False  # measure Kafka as it runs, not as it starts
@@ -482,27 +533,37 @@ async def main_async(args: argparse.Namespace, root: Path, broker: BrokerKind) -
         # both the idle poll rate (broker CPU) and up to that much latency per hop.
         config.extra_env["KAFKA_FETCH_MAX_WAIT_MS"] = str(args.fetch_wait_ms)
     stack = Stack(config)
+    services = ServiceReplicas(stack, root, replicas)
     try:
-        await stack.start()
+        stack.start_infra()
+        await stack.prepare()
+        await services.start()
         counting = await prepare(stack.server_url)
         if counting:
             # From here on the benchmark's own queries run as its role, counted apart (the
             # services got their database URLs when they started).
             stack.server_url = as_bench(stack.server_url)
         databases = {s: urlsplit(database_url_for(stack.server_url, s)).path[1:] for s in SERVICES}
-        service_urls = {s: stack.url(s) for s in SERVICES}
+        service_urls = {s: [r.url for r in services.live[s]] for s in SERVICES}
+        attribution = service_urls["attribution"]
+        labelled = {
+            replica_label(s, i, replicas): r
+            for s in SERVICES
+            for i, r in enumerate(services.live[s])
+        }
+        replica_urls = {name: r.url for name, r in labelled.items()}
 
         async def work_now() -> Work:
             await asyncio.sleep(2)  # backends report their transactions when idle
             return await snapshot(stack.server_url, databases, service_urls)
 
         ceiling = await asyncio.to_thread(
-            wrk_baseline, f"{stack.url('attribution')}/healthz", 3, 2, args.concurrency
+            wrk_baseline, f"{attribution[0]}/healthz", 3, 2, args.concurrency
         )
         print(f"baseline: wrk -> attribution /healthz {ceiling:.0f} req/s")
         async with httpx.AsyncClient(timeout=30) as http:
             _, server, codes = await setup_program(stack, http, args.participants)
-            await wait_for_key(stack, http, server)
+            await wait_for_program(stack, attribution, http, server, codes)
         key = server["Authorization"].removeprefix("Bearer ")
         tag = uuid.uuid4().hex[:6]
         customers = {
@@ -511,41 +572,68 @@ async def main_async(args: argparse.Namespace, root: Path, broker: BrokerKind) -
         }
         started = time.perf_counter()
         await signups(
-            stack, key, codes, customers["fixed-rate"] + customers["full-speed"], args.concurrency
+            attribution,
+            key,
+            codes,
+            customers["fixed-rate"] + customers["full-speed"],
+            args.concurrency,
         )
         print(
             f"set-up: {2 * args.journeys} signups in {time.perf_counter() - started:.1f}s; "
             "waiting until the services are idle"
         )
         await wait_idle(stack)
-        sampler = Sampler({s: p.pid for s, p in stack.processes.items()}, infra_pids(stack))
+        sampler = Sampler({name: r.proc.pid for name, r in labelled.items()}, infra_pids(stack))
         sampler.start()
         results = {}
         cpu_at_start: dict[str, dict[str, float]] = {}
         cpu_at_end: dict[str, dict[str, float]] = {}
         work: dict[str, dict[str, dict[str, float]]] = {}
+        spread_lines: list[str] = []
+        locks = LockWaits()
         for label in ("fixed-rate", "full-speed"):
             profilers = []
             if label == "full-speed":
                 for service in args.profile or ():
-                    profilers.append(
-                        (service, start_profiler(stack.processes[service].pid, service))
-                    )
+                    pid = services.live[service][0].proc.pid
+                    profilers.append((service, start_profiler(pid, service)))
             work_before = await work_now() if counting else None
+            events_before = await replica_events(replica_urls)
+            stop_sampling = asyncio.Event()
+            sampling = asyncio.create_task(sample_lock_waits(stack.server_url, stop_sampling))
             cpu_before = sampler.cpu()
             cpu_at_start[label] = cpu_before
-            if label == "fixed-rate":
-                phase = await run_fixed(stack, key, customers[label], args.rate, args.concurrency)
-            else:
-                phase = await run_full(
-                    stack, key, customers[label], args.wrk_threads, args.concurrency
-                )
-            issued, notified, duplicated = await settle(stack, phase["accepted"], 300)
-            cpu_at_end[label] = sampler.cpu()
+            try:
+                if label == "fixed-rate":
+                    phase = await run_fixed(
+                        stack, attribution, key, customers[label], args.rate, args.concurrency
+                    )
+                else:
+                    phase = await run_full(
+                        stack,
+                        attribution,
+                        key,
+                        customers[label],
+                        args.wrk_threads,
+                        args.concurrency,
+                    )
+                issued, notified, duplicated = await settle(stack, phase["accepted"], 300)
+                cpu_at_end[label] = sampler.cpu()
+            finally:
+                stop_sampling.set()
+                locks = await sampling
             print_cpu(label, cpu_before, cpu_at_end[label], args.journeys)
             if work_before is not None:
                 spent = (await work_now()).minus(work_before)
                 work[label] = print_work(label, spent, args.journeys)
+            spread_lines = print_spread(
+                label, spread(events_before, await replica_events(replica_urls))
+            )
+            print(
+                f"[{label}] lock waits in Postgres (pg_stat_activity every 50 ms, "
+                f"{locks.samples} samples over {locks.seconds:.1f}s): "
+                f"{locks.summary(list(databases.values()))}"
+            )
             for service, profiler in profilers:
                 profiler.send_signal(signal.SIGINT)
                 await asyncio.to_thread(profiler.wait, 30)
@@ -555,7 +643,7 @@ async def main_async(args: argparse.Namespace, root: Path, broker: BrokerKind) -
                 await wait_idle(stack)
         sampler.stop()
         for name, rss in sampler.peak_rss.items():
-            print(f"{name:<13} peak_rss={rss / 2**20:.0f} MiB")
+            print(f"{name:<15} peak_rss={rss / 2**20:.0f} MiB")
         full, fixed = results["full-speed"], results["fixed-rate"]
         print(
             f"ratio: full-speed conversions/s over the /healthz baseline = "
@@ -572,7 +660,7 @@ async def main_async(args: argparse.Namespace, root: Path, broker: BrokerKind) -
             f"cpu_ms_per_conversion={sum(cpu_ms.values()):.1f}"
         )
         return {
-            "broker": broker,
+            "label": run,
             "rate": full["rate"],
             "p99_reward": fixed["p99_reward"],
             "p99_notify": fixed["p99_notify"],
@@ -581,10 +669,13 @@ async def main_async(args: argparse.Namespace, root: Path, broker: BrokerKind) -
             "ratio": full["rate"] / ceiling,
             "cpu_ms": cpu_ms,
             "work": work.get("full-speed", {}),
+            "spread": spread_lines,
+            "lock_waits": locks.summary(list(databases.values())),
             "rss_mib": {n: rss / 2**20 for n, rss in sampler.peak_rss.items()},
             "broker_start_s": stack.kafka.startup_seconds if stack.kafka else None,
         }
     finally:
+        services.stop()
         stack.stop()
         shutil.rmtree(root, ignore_errors=True)
 
@@ -610,7 +701,8 @@ def main() -> None:
         "--profile",
         choices=SERVICES,
         action="append",
-        help="sample this service with py-spy during the full-speed phase (repeatable)",
+        help="sample this service (its first replica) with py-spy during the full-speed phase "
+        "(repeatable)",
     )
     parser.add_argument(
         "--broker",
@@ -618,35 +710,52 @@ def main() -> None:
         help="tansu, kafka or kafka-cluster; a comma list (tansu,kafka) runs each in turn and "
         "prints their lines side by side",
     )
+    parser.add_argument(
+        "--replicas",
+        default="1",
+        help="processes of every service (consumer-group members sharing the partitions); a "
+        "comma list (1,2) runs each count in turn and prints their lines side by side",
+    )
     args = parser.parse_args()
     brokers = [broker_kind(b) for b in args.broker.split(",")]
+    try:
+        counts = parse_counts(args.replicas)
+    except ValueError as exc:
+        parser.error(str(exc))
     outcomes = []
     for broker in brokers:
-        root = Path(tempfile.mkdtemp(prefix="refplat-bench-"))
-        root.chmod(0o755)  # the embedded Postgres may run as another user
-        outcomes.append(asyncio.run(main_async(args, root, broker)))
+        for replicas in counts:
+            root = Path(tempfile.mkdtemp(prefix="refplat-bench-"))
+            root.chmod(0o755)  # the embedded Postgres may run as another user
+            run = run_label(broker, replicas, counts)
+            outcomes.append(asyncio.run(main_async(args, root, broker, replicas, run)))
     print_side_by_side(outcomes)
 
 
 def print_side_by_side(outcomes: list[dict[str, Any]]) -> None:
-    """One line per broker: throughput and latency, then CPU (full-speed phase, ms per
-    conversion) and peak memory of every process, the broker's own JVMs included."""
+    """One line per run (broker, replicas): throughput and latency, then CPU (full-speed phase,
+    ms per conversion) and peak memory of every process, the broker's own JVMs included, the
+    events each replica consumed and the lock waits of the full-speed phase."""
     print("\n=== side by side (same machine, same run) ===")
     for o in outcomes:
+        tag = f"pipeline[{o['label']}]:"
         started = f" started_in={o['broker_start_s']:.0f}s" if o["broker_start_s"] else ""
         print(
-            f"pipeline[{o['broker']}]: conversions_per_s={o['rate']:.0f} "
+            f"{tag} conversions_per_s={o['rate']:.0f} "
             f"p99_reward_ms={o['p99_reward']:.0f} p99_notify_ms={o['p99_notify']:.0f} "
             f"lost={o['lost']} duplicated={o['duplicated']} ratio={o['ratio']:.3f} "
             f"cpu_ms_per_conversion={sum(o['cpu_ms'].values()):.1f}{started}"
         )
         cpu = " ".join(f"{n}={v:.1f}" for n, v in o["cpu_ms"].items())
         rss = " ".join(f"{n}={v:.0f}" for n, v in o["rss_mib"].items())
-        print(f"pipeline[{o['broker']}]: cpu_ms_per_conversion {cpu}")
-        print(f"pipeline[{o['broker']}]: peak_rss_mib {rss}")
+        print(f"{tag} cpu_ms_per_conversion {cpu}")
+        print(f"{tag} peak_rss_mib {rss}")
+        for line in o["spread"]:
+            print(f"{tag} events_consumed {line}")
+        print(f"{tag} lock_wait_s {o['lock_waits']}")
         for service, row in o["work"].items():
             figures = " ".join(f"{k}={v:.1f}" for k, v in row.items())
-            print(f"pipeline[{o['broker']}]: work_per_conversion {service} {figures}")
+            print(f"{tag} work_per_conversion {service} {figures}")
 
 
 if __name__ == "__main__":

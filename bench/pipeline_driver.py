@@ -7,6 +7,10 @@
   busy) is counted, so a fixed-rate phase can show that its offered rate really was fixed.
 - ``wrk_conversions`` / ``wrk_baseline``: ``wrk`` (C, epoll) for the full-speed phase and for
   the driver's ceiling against ``/healthz``.
+
+With several replicas of a service the load is split between them: ``RoundRobinHttp`` sends
+request after request to the next replica, ``wrk_conversions`` runs one ``wrk`` per replica
+with its share of the bodies and of the connections.
 """
 
 from __future__ import annotations
@@ -23,11 +27,23 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 WRK = "/usr/bin/wrk"
 LUA = Path(__file__).with_name("pipeline_conversions.lua")
+
+T = TypeVar("T")
+
+
+def round_robin(items: Sequence[T], n: int) -> list[list[T]]:
+    """``items`` dealt to ``n`` parts in turn: sizes differ by one at most, order kept."""
+    return [list(items[i::n]) for i in range(n)]
+
+
+def shares(total: int, n: int) -> list[int]:
+    """``total`` (connections) split in ``n`` near-equal parts, none below one."""
+    return [max(1, total // n + (1 if i < total % n else 0)) for i in range(n)]
 
 
 class RawHttp:
@@ -79,8 +95,36 @@ class RawHttp:
             writer.close()
 
 
+class RoundRobinHttp:
+    """The connections of a ``RawHttp`` per replica, shared out; each request goes to the next
+    replica in turn (a load balancer's round robin)."""
+
+    def __init__(self, base_urls: Sequence[str], connections: int, headers: dict[str, str]):
+        self.pools = [
+            RawHttp(url, size, headers)
+            for url, size in zip(base_urls, shares(connections, len(base_urls)), strict=True)
+        ]
+        self._turn = 0
+
+    def busy(self) -> bool:
+        """Every connection of every replica is waiting for an answer."""
+        return all(pool.busy() for pool in self.pools)
+
+    async def post_json(self, path: str, body: bytes) -> tuple[int, bytes]:
+        pool = self.pools[self._turn % len(self.pools)]
+        self._turn += 1
+        return await pool.post_json(path, body)
+
+    async def close(self) -> None:
+        for pool in self.pools:
+            await pool.close()
+
+
 async def post_all(
-    http: RawHttp, path: str, bodies: Sequence[dict[str, Any]], concurrency: int
+    http: RawHttp | RoundRobinHttp,
+    path: str,
+    bodies: Sequence[dict[str, Any]],
+    concurrency: int,
 ) -> list[dict[str, Any]]:
     """Post every body as fast as the server answers (set-up, not measured)."""
     results: list[dict[str, Any]] = [{} for _ in bodies]
@@ -109,7 +153,7 @@ class PacedResult:
 
 
 async def paced(
-    http: RawHttp, path: str, bodies: Sequence[dict[str, Any]], rate: float
+    http: RawHttp | RoundRobinHttp, path: str, bodies: Sequence[dict[str, Any]], rate: float
 ) -> PacedResult:
     """Open loop: one request every ``1/rate`` s, whether or not earlier ones were answered."""
     answers: list[dict[str, Any]] = [{} for _ in bodies]
@@ -166,47 +210,69 @@ def wrk_baseline(url: str, seconds: int, threads: int, connections: int) -> floa
 
 
 async def wrk_conversions(
-    base_url: str,
+    base_urls: Sequence[str],
     key: str,
     bodies: Sequence[dict[str, Any]],
     threads: int,
     connections: int,
     all_accepted: Callable[[], Awaitable[bool]],
     timeout_s: int = 300,
-) -> str:
-    """Post each conversion once, as fast as attribution answers, until ``all_accepted``;
-    returns wrk's summary line (wrk runs for its duration unless interrupted)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
-        f.write("\n".join(json.dumps(b) for b in bodies) + "\n")
-        path = f.name
-    proc = await asyncio.create_subprocess_exec(
-        WRK,
-        f"-t{threads}",
-        f"-c{connections}",
-        f"-d{timeout_s}s",
-        "--timeout",
-        "30s",
-        "-s",
-        str(LUA),
-        base_url,
-        env={**os.environ, "WRK_BODIES": path, "WRK_THREADS": str(threads), "WRK_KEY": key},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+) -> list[str]:
+    """Post each conversion once, as fast as attribution answers, until ``all_accepted``: one
+    ``wrk`` per replica in ``base_urls`` with its share of the bodies and connections, all at
+    once; returns each wrk's summary line (wrk runs for its duration unless interrupted)."""
+    paths: list[str] = []
+    procs: list[asyncio.subprocess.Process] = []
     try:
+        for url, part, size in zip(
+            base_urls,
+            round_robin(bodies, len(base_urls)),
+            shares(connections, len(base_urls)),
+            strict=True,
+        ):
+            with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+                f.write("\n".join(json.dumps(b) for b in part) + "\n")
+                paths.append(f.name)
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    WRK,
+                    f"-t{min(threads, size)}",
+                    f"-c{size}",
+                    f"-d{timeout_s}s",
+                    "--timeout",
+                    "30s",
+                    "-s",
+                    str(LUA),
+                    url,
+                    env={
+                        **os.environ,
+                        "WRK_BODIES": f.name,
+                        "WRK_THREADS": str(min(threads, size)),
+                        "WRK_KEY": key,
+                    },
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                )
+            )
         while not await all_accepted():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), 0.05)
-                break  # wrk ended by itself (its duration)
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
-        raw_out, raw_err = await asyncio.wait_for(proc.communicate(), 30)
+                await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), 0.05)
+                break  # every wrk ended by itself (its duration)
+        for proc in procs:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGINT)
+        outputs = [await asyncio.wait_for(proc.communicate(), 30) for proc in procs]
     finally:
-        if proc.returncode is None:
-            proc.kill()
-        os.unlink(path)
-    out, err = raw_out.decode(), raw_err.decode()
-    if err.strip():
-        print(err.strip()[-1000:])
-    lines = [line for line in out.splitlines() if line.startswith("wrk:")]
-    return lines[-1] if lines else out
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+        for path in paths:
+            os.unlink(path)
+    summaries = []
+    for raw_out, raw_err in outputs:
+        out, err = raw_out.decode(), raw_err.decode()
+        if err.strip():
+            print(err.strip()[-1000:])
+        lines = [line for line in out.splitlines() if line.startswith("wrk:")]
+        summaries.append(lines[-1] if lines else out)
+    return summaries

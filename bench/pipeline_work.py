@@ -85,21 +85,27 @@ FROM pg_stat_database WHERE datname IS NOT NULL
 """
 
 
-async def _events(http: httpx.AsyncClient, url: str) -> tuple[float, float]:
-    """(events relayed to the broker, events applied by consumers) from ``/metrics``."""
+async def events(
+    http: httpx.AsyncClient, url: str, applied_only: bool = True
+) -> tuple[float, float]:
+    """(events relayed to the broker, events handled by consumers) from ``/metrics``: the
+    handled ones that were applied, or all of them (duplicates, dead-lettered) too."""
     produced = consumed = 0.0
     text = (await http.get(f"{url}/metrics")).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "outbox_sent_total":
                 produced += sample.value
-            elif sample.name == "events_consumed_total" and sample.labels["result"] == "applied":
+            elif sample.name == "events_consumed_total" and (
+                not applied_only or sample.labels["result"] == "applied"
+            ):
                 consumed += sample.value
     return produced, consumed
 
 
-async def snapshot(server_url: str, databases: dict[str, str], urls: dict[str, str]) -> Work:
-    """``databases``: service -> its database name; ``urls``: service -> its base URL.
+async def snapshot(server_url: str, databases: dict[str, str], urls: dict[str, list[str]]) -> Work:
+    """``databases``: service -> its database name; ``urls``: service -> its replicas' base
+    URLs (their events are added up).
 
     Backends report transaction counts when they go idle, at most once a second: take it a
     couple of seconds after the work ended."""
@@ -121,8 +127,10 @@ async def snapshot(server_url: str, databases: dict[str, str], urls: dict[str, s
     produced: dict[str, float] = {}
     consumed: dict[str, float] = {}
     async with httpx.AsyncClient(timeout=10) as http:
-        for service, url in urls.items():
-            produced[service], consumed[service] = await _events(http, url)
+        for service, replicas in urls.items():
+            counts = [await events(http, url) for url in replicas]
+            produced[service] = sum(out for out, _ in counts)
+            consumed[service] = sum(in_ for _, in_ in counts)
     return Work(statements, transactions, written, produced, consumed)
 
 

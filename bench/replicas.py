@@ -3,7 +3,11 @@ Deployment rolls (maxSurge 1, maxUnavailable 0): start a new replica, wait until
 take the old one out of the load balancer, then SIGTERM it and wait for it to exit.
 
 Callers pick a replica per request with :meth:`ServiceReplicas.url` (round robin over the
-replicas in the load balancer), as a Service would.
+replicas in the load balancer), as a Service would. The first replica of each service listens
+on the stack's port for it, so ``Stack.url`` and the service URLs the services are given
+(links' internal URL, rewards', notifications') reach a live replica.
+
+Used by the Kafka chaos run (rolling restarts) and by the pipeline benchmark (``--replicas``).
 """
 
 from __future__ import annotations
@@ -56,9 +60,9 @@ class ServiceReplicas:
         replicas = self.live[service]
         return replicas[next(self._turn) % len(replicas)].url
 
-    def _spawn(self, service: str) -> Replica:
+    def _spawn(self, service: str, port: int | None = None) -> Replica:
         name = f"{service}-{next(self._serial)}"
-        port = free_port()
+        port = port or free_port()
         env = self.stack.service_env(service)
         env["PORT"] = str(port)
         # A new pod gets a new emptyDir for its click journal (deploy/README.md).
@@ -89,7 +93,12 @@ class ServiceReplicas:
                 await asyncio.sleep(0.2)
 
     async def start(self) -> None:
-        started = [self._spawn(s) for s in SERVICES for _ in range(self.per_service)]
+        ports = self.stack.config.ports
+        started = [
+            self._spawn(s, ports[s] if i == 0 else None)
+            for s in SERVICES
+            for i in range(self.per_service)
+        ]
         await asyncio.gather(*(self._wait_ready(r) for r in started))
         for replica in started:
             self.live[replica.service].append(replica)
