@@ -15,9 +15,17 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What a connection's return to the pool runs after asyncpg has rolled back an open
+    transaction and dropped its listeners: nothing. asyncpg's default sends ``RESET ALL``,
+    ``UNLISTEN *``, ``CLOSE ALL`` and ``pg_advisory_unlock_all()``, a round trip and a
+    transaction per request or batch, for session state the services never leave on a pooled
+    connection (no ``SET``, no ``LISTEN``, only transaction-scoped locks and cursors)."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_keep_session
     )
     assert pool is not None
     return pool

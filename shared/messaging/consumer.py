@@ -428,6 +428,11 @@ class EventConsumer:
         await send_to_dlq(self.producer, self.name, failed)
 
     def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
+        # Only partitions this member still owns: after a rebalance aiokafka asserts on the
+        # high-water mark of one it lost (that assertion once ended the consumer silently).
+        assigned = consumer.assignment()
+        for tp in [tp for tp in self._positions if tp not in assigned]:
+            del self._positions[tp]
         for tp, position in self._positions.items():
             high = consumer.highwater(tp)
             if high is not None:
