@@ -192,46 +192,37 @@ def reversed_(p: Projection, ev: ReferralReversed) -> None:
     )
 
 
+def _reward_facts(ev: RewardCreated | RewardIssued) -> dict[str, Any]:
+    """What reward.created and reward.issued both say of a reward."""
+    return {
+        "reward_id": ev.reward_id,
+        "program_id": ev.program_id,
+        "referrer_id": ev.referrer_id,
+        "conversion_id": ev.conversion_id,
+        "referral_id": ev.referral_id,
+        "program_version": ev.program_version,
+        "side": ev.side,
+        "recipient": ev.recipient,
+        "unit": ev.unit,
+        "variant": ev.variant,
+        "rule": ev.rule,
+        "perk": ev.perk,
+    }
+
+
 def reward_created(p: Projection, ev: RewardCreated) -> None:
     p.upsert(
         "rm_rewards",
-        reward_id=ev.reward_id,
-        program_id=ev.program_id,
-        referrer_id=ev.referrer_id,
-        conversion_id=ev.conversion_id,
-        referral_id=ev.referral_id,
-        program_version=ev.program_version,
-        side=ev.side,
-        recipient=ev.recipient,
-        unit=ev.unit,
+        **_reward_facts(ev),
         amount=ev.amount,
         initial_status=ev.status,
         created_at=ev.created_at,
         available_at=ev.available_at,
-        variant=ev.variant,
-        rule=ev.rule,
-        perk=ev.perk,
     )
 
 
 def reward_issued(p: Projection, ev: RewardIssued) -> None:
-    p.upsert(
-        "rm_rewards",
-        reward_id=ev.reward_id,
-        program_id=ev.program_id,
-        referrer_id=ev.referrer_id,
-        conversion_id=ev.conversion_id,
-        referral_id=ev.referral_id,
-        program_version=ev.program_version,
-        side=ev.side,
-        recipient=ev.recipient,
-        unit=ev.unit,
-        issued_amount=ev.amount,
-        issued_at=ev.issued_at,
-        variant=ev.variant,
-        rule=ev.rule,
-        perk=ev.perk,
-    )
+    p.upsert("rm_rewards", **_reward_facts(ev), issued_amount=ev.amount, issued_at=ev.issued_at)
 
 
 def reward_reversed(p: Projection, ev: RewardReversed) -> None:
