@@ -73,7 +73,7 @@ async def _reward_waiting(conn: asyncpg.Connection, conversion_id: uuid.UUID) ->
         return 0
     await repo.locks.lock_referrer(conn, owner["program_id"], owner["referrer_id"])
     conversion = await repo.conversions.get_for_update(conn, conversion_id)
-    if conversion is None:
+    if conversion is None or conversion["status"] != "awaiting_program":
         return 0
     if not conversion["traceparent"]:
         return await _create_rewards(conn, conversion)

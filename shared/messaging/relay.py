@@ -1,7 +1,13 @@
-"""Outbox relay: claims unsent rows oldest first (``FOR UPDATE SKIP LOCKED``), publishes them
-with ``acks=all`` and marks them sent in the same transaction. Woken by ``LISTEN/NOTIFY``
-with a slow poll as fallback. A session advisory lock keeps one active relay per database,
-which keeps per-key order; other replicas stand by and take over when it goes away."""
+"""Outbox relay: reads unsent rows oldest first, publishes them with ``acks=all`` and then
+marks them sent. Woken by ``LISTEN/NOTIFY`` with a slow poll as fallback. A session advisory
+lock keeps one active relay per database, which keeps per-key order; other replicas stand by
+and take over when it goes away.
+
+No transaction is held while the broker is waited for: the leader lock already keeps other
+relays off the rows, and a transaction open across a send (seconds during a broker outage)
+would hold back vacuum and every reader that waits for the transactions in flight (the
+rewards statement). A relay that dies between the send and the mark sends the batch again,
+which the consumers' inboxes absorb, as with any at-least-once delivery."""
 
 from __future__ import annotations
 
@@ -26,11 +32,10 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 _LEADER_LOCK = 0x5EF_0002
-_CLAIM = """
+_UNSENT = """
 SELECT id, event_id, topic, key, headers, payload
 FROM outbox WHERE sent_at IS NULL
 ORDER BY id LIMIT $1
-FOR UPDATE SKIP LOCKED
 """
 _TRACE_HEADERS = ("traceparent", "tracestate")
 
@@ -98,48 +103,47 @@ class OutboxRelay:
 
     async def relay_once(self, conn: asyncpg.Connection) -> int:
         """Publish one batch; returns how many rows were sent."""
-        async with conn.transaction():
-            rows = await conn.fetch(_CLAIM, self.batch_size)
-            if not rows:
-                return 0
-            spans = []
-            futures = []
-            try:
-                for row in rows:
-                    stored: dict[str, str] = row["headers"]
-                    parent = extract_context({k: stored[k] for k in _TRACE_HEADERS if k in stored})
-                    span = tracer.start_span(
-                        f"{row['topic']} publish",
-                        context=parent,
-                        kind=SpanKind.PRODUCER,
-                        attributes={
-                            "messaging.system": "kafka",
-                            "messaging.operation.type": "send",
-                            "messaging.destination.name": row["topic"],
-                            "messaging.message.id": str(row["event_id"]),
-                            "messaging.kafka.message.key": row["key"] or "",
-                        },
+        rows = await conn.fetch(_UNSENT, self.batch_size)
+        if not rows:
+            return 0
+        spans = []
+        futures = []
+        try:
+            for row in rows:
+                stored: dict[str, str] = row["headers"]
+                parent = extract_context({k: stored[k] for k in _TRACE_HEADERS if k in stored})
+                span = tracer.start_span(
+                    f"{row['topic']} publish",
+                    context=parent,
+                    kind=SpanKind.PRODUCER,
+                    attributes={
+                        "messaging.system": "kafka",
+                        "messaging.operation.type": "send",
+                        "messaging.destination.name": row["topic"],
+                        "messaging.message.id": str(row["event_id"]),
+                        "messaging.kafka.message.key": row["key"] or "",
+                    },
+                )
+                spans.append(span)
+                # The message carries the publish span as its parent, continuing the trace.
+                headers = {k: v for k, v in stored.items() if k not in _TRACE_HEADERS}
+                headers.update(inject_context(trace.set_span_in_context(span)))
+                futures.append(
+                    await self.producer.send(
+                        row["topic"],
+                        value=bytes(row["payload"]),
+                        key=row["key"].encode() if row["key"] is not None else None,
+                        headers=[(k, v.encode()) for k, v in headers.items()],
                     )
-                    spans.append(span)
-                    # The message carries the publish span as its parent, continuing the trace.
-                    headers = {k: v for k, v in stored.items() if k not in _TRACE_HEADERS}
-                    headers.update(inject_context(trace.set_span_in_context(span)))
-                    futures.append(
-                        await self.producer.send(
-                            row["topic"],
-                            value=bytes(row["payload"]),
-                            key=row["key"].encode() if row["key"] is not None else None,
-                            headers=[(k, v.encode()) for k, v in headers.items()],
-                        )
-                    )
-                await asyncio.gather(*futures)
-            finally:
-                for span in spans:
-                    span.end()
-            await conn.execute(
-                "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
-                [r["id"] for r in rows],
-            )
+                )
+            await asyncio.gather(*futures)
+        finally:
+            for span in spans:
+                span.end()
+        await conn.execute(
+            "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
+            [r["id"] for r in rows],
+        )
         for row in rows:
             OUTBOX_SENT.labels(row["topic"]).inc()
         return len(rows)

@@ -91,7 +91,7 @@ async def test_relay_stopped_mid_batch_and_restarted_loses_nothing(
         async with pool.acquire() as conn:
             with pytest.raises(KafkaConnectionError):
                 await broken.relay_once(conn)
-        # The failed batch was rolled back: nothing is marked sent though 30 went out.
+        # A batch is marked sent only once all of it was sent: none is, though 30 went out.
         assert await count(pool, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 50
 
         relay = OutboxRelay(dsn=settings.database_url, producer=producer, poll_interval_s=0.2)

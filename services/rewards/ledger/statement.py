@@ -4,6 +4,8 @@ and the horizon are explained in ``services.rewards.statement``."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -62,6 +64,10 @@ WHERE e.tx < $2::text::xid8 AND ($3::text IS NULL OR p.unit = $3)
 GROUP BY p.account, p.unit
 """
 
+# How long a reader waits for the transactions in flight when it asked (normally a few
+# milliseconds; only a stuck transaction reaches it).
+HORIZON_WAIT_S = 5.0
+
 # Before every line: the position of an empty statement.
 START = Position(-1, 0, "", "")
 
@@ -97,11 +103,31 @@ def participant_roles(
     return roles
 
 
+_IN_FLIGHT = (
+    "SELECT array_agg(x ORDER BY x) FROM unnest($1::bigint[]) x "
+    "WHERE pg_xact_status(x::text::xid8) = 'in progress'"
+)
+
+
 async def horizon(conn: Executor) -> int:
-    """The oldest transaction still in flight: every entry written before it is visible, and
-    every entry that becomes visible later was written at or after it."""
-    value = await conn.fetchval("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-    return int(value)
+    """A transaction id below which every entry is visible and no entry can still appear:
+    the first id not yet handed out when the reader asked, once every transaction then in
+    flight has ended, so a reader sees whatever was committed before it asked. A transaction
+    that stays open past ``HORIZON_WAIT_S`` (a stuck one) is not waited for: the horizon is then the
+    oldest still in flight, and the statement is late, never wrong."""
+    snapshot = await conn.fetchrow(
+        "SELECT pg_snapshot_xmax(s)::text::bigint AS next, "
+        "array(SELECT x::text::bigint FROM pg_snapshot_xip(s) x) AS open "
+        "FROM pg_current_snapshot() s"
+    )
+    open_ids: list[int] | None = list(snapshot["open"]) or None
+    deadline = time.monotonic() + HORIZON_WAIT_S
+    pause = 0.002
+    while open_ids and time.monotonic() < deadline:
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.05)
+        open_ids = await conn.fetchval(_IN_FLIGHT, open_ids)
+    return min(open_ids) if open_ids else int(snapshot["next"])
 
 
 async def lines(

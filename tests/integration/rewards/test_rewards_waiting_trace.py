@@ -40,7 +40,13 @@ async def test_a_waiting_purchase_is_rewarded_in_its_own_trace(
     for row in rows:
         assert row["traceparent"].split("-")[1] == purchase_trace, row["topic"]
 
-    waiting = [s for s in span_exporter.get_finished_spans() if s.name == "rewards.reward_waiting"]
+    # Only this purchase's trace: another test's app may still be finishing its own work.
+    waiting = [
+        s
+        for s in span_exporter.get_finished_spans()
+        if s.name == "rewards.reward_waiting"
+        and format(s.context.trace_id, "032x") == purchase_trace
+    ]
     assert len(waiting) == 1
     assert [format(link.context.trace_id, "032x") for link in waiting[0].links] == [
         publication_trace
