@@ -251,7 +251,12 @@ async def test_a_read_lists_what_was_committed_before_it_while_older_transaction
         tx = older.transaction()
         await tx.start()
         await older.execute("SELECT pg_current_xact_id()")
-        made = ok(await adjust(client, path, {"kind": "goodwill", "amount": 5, "unit": "USD", "reason": "sorry"}), 201)
+        made = ok(
+            await adjust(
+                client, path, {"kind": "goodwill", "amount": 5, "unit": "USD", "reason": "sorry"}
+            ),
+            201,
+        )
         read = asyncio.create_task(client.get(f"{path}/statement", headers=ADMIN))
         await asyncio.sleep(0.3)
         assert not read.done()  # it waits for the transactions in flight when it was asked
