@@ -13,7 +13,6 @@ Used by the Kafka chaos run (rolling restarts) and by the pipeline benchmark (``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import signal
 import subprocess
@@ -25,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from devstack.embedded import free_port
-from devstack.stack import Stack
+from devstack.stack import Stack, wait_until_ready
 from shared.migrate import SERVICES
 
 # A pod's preStop pause before SIGTERM (deploy/base): the ingress stops routing to it first.
@@ -80,17 +79,15 @@ class ServiceReplicas:
         return Replica(service, name, port, proc)
 
     async def _wait_ready(self, replica: Replica, timeout_s: float = 120) -> None:
-        deadline = time.monotonic() + timeout_s
         async with httpx.AsyncClient(timeout=2.0) as client:
-            while True:
-                if replica.proc.poll() is not None:
-                    raise RuntimeError(f"{replica.name} exited with {replica.proc.returncode}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{replica.url}/readyz")).status_code == 200:
-                        return
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{replica.name} not ready within {timeout_s}s")
-                await asyncio.sleep(0.2)
+            await wait_until_ready(
+                client,
+                replica.name,
+                replica.url,
+                lambda: replica.proc,
+                time.monotonic() + timeout_s,
+                pause_s=0.2,
+            )
 
     async def start(self) -> None:
         ports = self.stack.config.ports

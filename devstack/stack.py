@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
 import signal
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -90,6 +92,28 @@ class StackConfig:
             # Test receivers (webhooks, SMTP) listen on loopback.
             extra_env={"OUTBOUND_ALLOW_PRIVATE_NETWORKS": "true"},
         )
+
+
+async def wait_until_ready(
+    client: httpx.AsyncClient,
+    name: str,
+    url: str,
+    process: Callable[[], subprocess.Popen[bytes] | None],
+    deadline: float,
+    pause_s: float = 0.1,
+) -> None:
+    """Until ``url``'s ``/readyz`` answers 200: an error as soon as the service's process (as
+    ``process`` finds it now) has exited, or once the monotonic ``deadline`` has passed."""
+    while True:
+        proc = process()
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {proc.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if (await client.get(f"{url}/readyz")).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name} not ready in time (see its log)")
+        await asyncio.sleep(pause_s)
 
 
 class Stack:
@@ -239,16 +263,13 @@ class Stack:
         deadline = time.monotonic() + timeout_s
         async with httpx.AsyncClient(timeout=2.0) as client:
             for service in services:
-                while True:
-                    proc = self.processes.get(service)
-                    if proc is not None and proc.poll() is not None:
-                        raise RuntimeError(f"{service} exited with code {proc.returncode}")
-                    with contextlib.suppress(httpx.HTTPError):
-                        if (await client.get(f"{self.url(service)}/readyz")).status_code == 200:
-                            break
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"{service} not ready within {timeout_s}s")
-                    await asyncio.sleep(0.1)
+                await wait_until_ready(
+                    client,
+                    service,
+                    self.url(service),
+                    functools.partial(self.processes.get, service),
+                    deadline,
+                )
 
     def stop_service(self, service: str, sig: int = signal.SIGTERM, timeout_s: float = 20) -> None:
         proc = self.processes.pop(service, None)

@@ -111,7 +111,6 @@ class EventConsumer:
         self.session_timeout_ms = session_timeout_ms
         self.partition_concurrency = max(1, partition_concurrency)
         self.stall_timeout_s = stall_timeout_s
-        self.running = False
         self._turned_at = time.monotonic()
         self._positions: dict[TopicPartition, int] = {}
 
@@ -141,7 +140,6 @@ class EventConsumer:
             consumer = self._make_consumer()
             try:
                 await consumer.start()
-                self.running = True
                 backoff = self.retry_backoff_s
                 await self._supervised(consumer, stop)
             except INFRA_ERRORS as exc:
@@ -162,7 +160,6 @@ class EventConsumer:
                 log.exception("consumer %s failed; starting a new Kafka consumer", self.name)
                 self._restarted("error")
             finally:
-                self.running = False
                 await stop_quietly(consumer)
             await sleep_unless(stop, backoff)
             backoff = min(backoff * 2, 5.0)
