@@ -625,7 +625,7 @@ async def main_async(
             print_cpu(label, cpu_before, cpu_at_end[label], args.journeys)
             if work_before is not None:
                 spent = (await work_now()).minus(work_before)
-                work[label] = print_work(label, spent, args.journeys)
+                work[label] = print_work(label, spent, args.journeys, args.statements)
             spread_lines = print_spread(
                 label, spread(events_before, await replica_events(replica_urls))
             )
@@ -697,6 +697,13 @@ def main() -> None:
         help="KAFKA_FETCH_MAX_WAIT_MS of the services (default: the dev stack's)",
     )
     parser.add_argument("--participants", type=int, default=100)
+    parser.add_argument(
+        "--statements",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also print each service's N most called statements (calls per conversion)",
+    )
     parser.add_argument(
         "--profile",
         choices=SERVICES,

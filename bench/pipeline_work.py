@@ -55,6 +55,8 @@ class Work:
     rows_written: dict[str, float]
     produced: dict[str, float]
     consumed: dict[str, float]
+    # service -> statement text (as pg_stat_statements normalises it) -> calls
+    queries: dict[str, dict[str, float]]
 
     def minus(self, before: Work) -> Work:
         def diff(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
@@ -66,6 +68,10 @@ class Work:
             rows_written=diff(self.rows_written, before.rows_written),
             produced=diff(self.produced, before.produced),
             consumed=diff(self.consumed, before.consumed),
+            queries={
+                service: diff(calls, before.queries.get(service, {}))
+                for service, calls in self.queries.items()
+            },
         )
 
 
@@ -77,6 +83,14 @@ FROM pg_stat_statements s
 JOIN pg_database d ON d.oid = s.dbid
 JOIN pg_roles r ON r.oid = s.userid
 GROUP BY d.datname
+"""
+_QUERIES = """
+SELECT d.datname, s.query, sum(s.calls)::bigint AS calls
+FROM pg_stat_statements s
+JOIN pg_database d ON d.oid = s.dbid
+JOIN pg_roles r ON r.oid = s.userid
+WHERE r.rolname <> $1
+GROUP BY d.datname, s.query
 """
 _DATABASES = """
 SELECT datname, xact_commit + xact_rollback AS xacts,
@@ -113,6 +127,7 @@ async def snapshot(server_url: str, databases: dict[str, str], urls: dict[str, l
     try:
         calls = {r["datname"]: r for r in await conn.fetch(_STATEMENTS, BENCH_ROLE)}
         dbs = {r["datname"]: r for r in await conn.fetch(_DATABASES)}
+        texts = await conn.fetch(_QUERIES, BENCH_ROLE)
     finally:
         await conn.close()
     statements: dict[str, float] = {}
@@ -124,6 +139,11 @@ async def snapshot(server_url: str, databases: dict[str, str], urls: dict[str, l
         statements[service] = own["services"] if own else 0
         transactions[service] = (dbs[db]["xacts"] - bench) if db in dbs else 0
         written[service] = dbs[db]["written"] if db in dbs else 0
+    queries: dict[str, dict[str, float]] = {service: {} for service in databases}
+    service_of = {db: service for service, db in databases.items()}
+    for row in texts:
+        if (service := service_of.get(row["datname"])) is not None:
+            queries[service][row["query"]] = row["calls"]
     produced: dict[str, float] = {}
     consumed: dict[str, float] = {}
     async with httpx.AsyncClient(timeout=10) as http:
@@ -131,11 +151,14 @@ async def snapshot(server_url: str, databases: dict[str, str], urls: dict[str, l
             counts = [await events(http, url) for url in replicas]
             produced[service] = sum(out for out, _ in counts)
             consumed[service] = sum(in_ for _, in_ in counts)
-    return Work(statements, transactions, written, produced, consumed)
+    return Work(statements, transactions, written, produced, consumed, queries)
 
 
-def print_work(label: str, work: Work, n: int) -> dict[str, dict[str, float]]:
-    """One line per service, per conversion; returns the same figures."""
+def print_work(
+    label: str, work: Work, n: int, top_statements: int = 0
+) -> dict[str, dict[str, float]]:
+    """One line per service, per conversion, and its ``top_statements`` most called
+    statements; returns the per-service figures."""
     table: dict[str, dict[str, float]] = {}
     for service in work.statements:
         row = {
@@ -150,4 +173,12 @@ def print_work(label: str, work: Work, n: int) -> dict[str, dict[str, float]]:
             f"[{label}] work per conversion {service:<13} "
             + " ".join(f"{k}={v:.1f}" for k, v in row.items())
         )
+        for query, calls in top_calls(work.queries.get(service, {}), top_statements):
+            print(f"[{label}]   {calls / n:5.2f}/conversion  {query}")
     return table
+
+
+def top_calls(calls: dict[str, float], limit: int) -> list[tuple[str, float]]:
+    """The ``limit`` most called statements, each on one line of at most 150 characters."""
+    ranked = sorted(((q, c) for q, c in calls.items() if c > 0), key=lambda x: -x[1])[:limit]
+    return [(" ".join(q.split())[:150], c) for q, c in ranked]

@@ -383,6 +383,35 @@ async def test_the_ledger_refuses_rewrites(pool: asyncpg.Pool) -> None:
         )
 
 
+async def test_the_ledger_refuses_an_entry_that_does_not_balance(pool: asyncpg.Pool) -> None:
+    pid, referrer = uuid.uuid4(), uuid.uuid4()
+    await publish(pool, pid, {"referrer": {"amount": 2000, "unit": "USD"}})
+    await convert(pool, conversion(pid, referrer))
+    reward_id = await pool.fetchval("SELECT id FROM rewards WHERE program_id = $1", pid)
+
+    async def entry_with(postings: list[tuple[str, str, int]]) -> None:
+        await pool.execute(
+            "WITH e AS (INSERT INTO ledger_entries (reward_id, kind) VALUES ($1, 'probe') "
+            "RETURNING id) INSERT INTO ledger_postings (entry_id, account, unit, amount) "
+            "SELECT e.id, a, u, n FROM e, unnest($2::text[], $3::text[], $4::bigint[]) "
+            "AS v (a, u, n)",
+            reward_id,
+            [a for a, _, _ in postings],
+            [u for _, u, _ in postings],
+            [n for _, _, n in postings],
+        )
+
+    for unbalanced in (
+        [("x", "USD", 5), ("y", "USD", -4)],
+        [("x", "USD", 5), ("y", "EUR", -5)],  # balanced in sum, not per unit
+        [("x", "USD", 5)],
+    ):
+        with pytest.raises(asyncpg.RaiseError, match="does not balance"):
+            await entry_with(unbalanced)
+    await entry_with([("x", "USD", 5), ("y", "USD", -2), ("z", "USD", -3)])
+    await assert_ledger_balanced(pool)
+
+
 async def test_erasure_hashes_referee_ids_and_keeps_amounts(pool: asyncpg.Pool) -> None:
     from shared.contracts import ParticipantErased
 
