@@ -118,15 +118,13 @@ async def _create_rewards(conn: asyncpg.Connection, conversion: asyncpg.Record) 
         sequence=conversion["sequence"],
         history=history,
     )
+    rewards = [_new_reward(conversion, version["version"], policy, line, now) for line in lines]
+    # Rewards an earlier delivery created (unique per conversion, rule, side) are skipped.
+    inserted = await ledger.grant(conn, repo.rewards.insertion(rewards), rewards)
     created = 0
-    for line in lines:
-        reward = _new_reward(conversion, version["version"], policy, line, now)
-        if reward["status"] == "capped":  # nothing granted: no ledger entry
-            inserted = await repo.rewards.insert(conn, reward)
-        else:
-            inserted = await ledger.grant(conn, repo.rewards.insertion(reward), reward)
-        if not inserted:
-            continue  # created by an earlier delivery (unique per conversion, rule, side)
+    for line, reward in zip(lines, rewards, strict=True):
+        if reward["id"] not in inserted:
+            continue
         created += 1
         REWARDS_CREATED.labels(reward["status"]).inc()
         await events.announce(conn, events.reward_created(reward, now))

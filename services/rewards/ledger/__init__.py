@@ -17,7 +17,8 @@ every posting, the first one of a reward included, and every balance go through 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -105,35 +106,48 @@ async def post(
     return entry_id
 
 
-async def grant(conn: asyncpg.Connection, insertion: tuple[str, list[Any]], reward: Reward) -> bool:
-    """Insert a new reward with its first entry, in one statement (one round trip per reward
-    on the consumer's hot path): program → pending (``accrue``) when it starts on hold, else
-    program → recipient (``issue``). ``insertion`` is the reward's INSERT ... RETURNING id
-    (with its arguments); no entry is posted when it inserts nothing. True when inserted."""
+async def grant(
+    conn: asyncpg.Connection, insertion: tuple[str, str], rewards: Sequence[Reward]
+) -> set[UUID]:
+    """Insert new rewards with their first entries, in one statement (one round trip per
+    conversion on the consumer's hot path): program → pending (``accrue``) when a reward
+    starts on hold, program → recipient (``issue``) when it does not, no entry when it is
+    ``capped``. ``insertion`` is the rewards' INSERT ... RETURNING id and its JSON argument
+    (``repository.rewards.insertion``); a reward it does not insert gets no entry. Returns
+    the ids inserted."""
+    if not rewards:
+        return set()
+    insert_sql, rows = insertion
+    firsts = [_first_entry(reward) for reward in rewards if reward["status"] != "capped"]
+    inserted = await conn.fetch(
+        f"WITH r AS ({insert_sql}), "
+        "f AS (SELECT * FROM jsonb_to_recordset($2::text::jsonb) AS f (reward_id uuid, "
+        "kind text, debit text, credit text, unit text, amount bigint)), "
+        "e AS (INSERT INTO ledger_entries (reward_id, kind) "
+        "SELECT f.reward_id, f.kind FROM f JOIN r ON r.id = f.reward_id RETURNING id, reward_id), "
+        "p AS (INSERT INTO ledger_postings (entry_id, account, unit, amount) "
+        "SELECT e.id, v.account, f.unit, v.amount FROM e JOIN f USING (reward_id), "
+        "LATERAL (VALUES (f.debit, f.amount), (f.credit, -f.amount)) AS v (account, amount)) "
+        "SELECT id FROM r",
+        rows,
+        json.dumps(firsts),
+    )
+    return {row["id"] for row in inserted}
+
+
+def _first_entry(reward: Reward) -> dict[str, Any]:
     if reward["status"] == "pending":
         kind, credit = "accrue", _pending_of(reward)
     else:
         kind, credit = "issue", _holder_of(reward)
-    insert_sql, args = insertion
-    n = len(args)
-    return bool(
-        await conn.fetchval(
-            f"WITH r AS ({insert_sql}), "
-            f"e AS (INSERT INTO ledger_entries (reward_id, kind) SELECT id, ${n + 1}::text FROM r "
-            "RETURNING id), "
-            "p AS (INSERT INTO ledger_postings (entry_id, account, unit, amount) "
-            f"SELECT e.id, v.account, ${n + 4}::text, v.amount FROM e, "
-            f"(VALUES (${n + 2}::text, ${n + 5}::bigint), (${n + 3}::text, -${n + 5}::bigint)) "
-            "AS v (account, amount)) "
-            "SELECT count(*) = 1 FROM r",
-            *args,
-            kind,
-            program_account(reward["program_id"]),
-            credit,
-            reward["unit"],
-            reward["amount"],
-        )
-    )
+    return {
+        "reward_id": str(reward["id"]),
+        "kind": kind,
+        "debit": program_account(reward["program_id"]),
+        "credit": credit,
+        "unit": reward["unit"],
+        "amount": reward["amount"],
+    }
 
 
 async def release(conn: asyncpg.Connection, reward: Reward) -> None:

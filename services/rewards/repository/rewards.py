@@ -3,7 +3,8 @@ the API shows."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -15,45 +16,46 @@ from shared.contracts.sections.rewards import RewardPolicy
 
 Executor = asyncpg.Connection | asyncpg.Pool
 
-_INSERT_SQL = """
+# New rewards from a JSON array of rows; a reward that exists for its (conversion, rule,
+# side) is skipped.
+_INSERT_MANY_SQL = """
 INSERT INTO rewards (id, conversion_id, program_id, program_version, variant, referrer_id,
     rule, side, recipient, amount, requested_amount, unit, perk, status, fulfilment,
     available_at, issued_at, next_attempt_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+SELECT id, conversion_id, program_id, program_version, variant, referrer_id, rule, side,
+    recipient, amount, requested_amount, unit, perk, status, fulfilment, available_at,
+    issued_at, next_attempt_at
+FROM jsonb_populate_recordset(NULL::rewards, $1::text::jsonb)
 ON CONFLICT DO NOTHING RETURNING id
 """
+_ROW_KEYS = (
+    "id",
+    "conversion_id",
+    "program_id",
+    "program_version",
+    "variant",
+    "referrer_id",
+    "rule",
+    "side",
+    "recipient",
+    "amount",
+    "requested_amount",
+    "unit",
+    "perk",
+    "status",
+    "fulfilment",
+    "available_at",
+    "issued_at",
+    "next_attempt_at",
+)
 
 
-def insertion(reward: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    """The statement (and its arguments) that inserts a new reward unless one exists for its
-    (conversion, rule, side); it returns the id when inserted. The ledger runs it together
-    with the reward's first entry (``ledger.grant``)."""
-    return _INSERT_SQL, [
-        reward["id"],
-        reward["conversion_id"],
-        reward["program_id"],
-        reward["program_version"],
-        reward["variant"],
-        reward["referrer_id"],
-        reward["rule"],
-        reward["side"],
-        reward["recipient"],
-        reward["amount"],
-        reward["requested_amount"],
-        reward["unit"],
-        reward["perk"],
-        reward["status"],
-        reward["fulfilment"],
-        reward["available_at"],
-        reward["issued_at"],
-        reward["next_attempt_at"],
-    ]
-
-
-async def insert(conn: asyncpg.Connection, reward: Mapping[str, Any]) -> bool:
-    """Insert a reward that has no ledger entry (``capped``); False when it existed."""
-    sql, args = insertion(reward)
-    return bool(await conn.fetchval(f"WITH r AS ({sql}) SELECT count(*) = 1 FROM r", *args))
+def insertion(rewards: Iterable[Mapping[str, Any]]) -> tuple[str, str]:
+    """The statement that inserts new rewards (those that do not exist for their (conversion,
+    rule, side)) and returns the ids it inserted, and its one argument (``$1``). The ledger
+    runs it together with the rewards' first entries (``ledger.grant``)."""
+    rows = [{k: reward[k] for k in _ROW_KEYS} for reward in rewards]
+    return _INSERT_MANY_SQL, json.dumps(rows, default=str)
 
 
 # A monthly cap counts the rewards of purchases made in the calendar month (UTC) the new
