@@ -16,19 +16,8 @@ from shared.contracts.sections.rewards import RewardPolicy
 
 Executor = asyncpg.Connection | asyncpg.Pool
 
-# New rewards from a JSON array of rows; a reward that exists for its (conversion, rule,
-# side) is skipped.
-_INSERT_MANY_SQL = """
-INSERT INTO rewards (id, conversion_id, program_id, program_version, variant, referrer_id,
-    rule, side, recipient, amount, requested_amount, unit, perk, status, fulfilment,
-    available_at, issued_at, next_attempt_at)
-SELECT id, conversion_id, program_id, program_version, variant, referrer_id, rule, side,
-    recipient, amount, requested_amount, unit, perk, status, fulfilment, available_at,
-    issued_at, next_attempt_at
-FROM jsonb_populate_recordset(NULL::rewards, $1::text::jsonb)
-ON CONFLICT DO NOTHING RETURNING id
-"""
-_ROW_KEYS = (
+# The columns a new reward is written with (the others take their defaults).
+_NEW_COLUMNS = (
     "id",
     "conversion_id",
     "program_id",
@@ -48,13 +37,20 @@ _ROW_KEYS = (
     "issued_at",
     "next_attempt_at",
 )
+# New rewards from a JSON array of rows; a reward that exists for its (conversion, rule,
+# side) is skipped.
+_INSERT_MANY_SQL = (
+    f"INSERT INTO rewards ({', '.join(_NEW_COLUMNS)}) SELECT {', '.join(_NEW_COLUMNS)} "
+    "FROM jsonb_populate_recordset(NULL::rewards, $1::text::jsonb) "
+    "ON CONFLICT DO NOTHING RETURNING id"
+)
 
 
 def insertion(rewards: Iterable[Mapping[str, Any]]) -> tuple[str, str]:
     """The statement that inserts new rewards (those that do not exist for their (conversion,
     rule, side)) and returns the ids it inserted, and its one argument (``$1``). The ledger
     runs it together with the rewards' first entries (``ledger.grant``)."""
-    rows = [{k: reward[k] for k in _ROW_KEYS} for reward in rewards]
+    rows = [{k: reward[k] for k in _NEW_COLUMNS} for reward in rewards]
     return _INSERT_MANY_SQL, json.dumps(rows, default=str)
 
 
