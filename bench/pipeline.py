@@ -12,9 +12,9 @@ Prints conversions per second sustained (first conversion accepted -> last rewar
 p50/p95/p99 of conversion accepted -> reward issued and -> notification recorded (database
 timestamps of the services, one clock: "accepted" is attribution's ``converted_at``), the
 driver's HTTP latency, CPU seconds per service and for Postgres and the broker during each
-phase, peak RSS per service, and a ratio against a baseline measured in the same run: the
-rate at which ``wrk`` gets answers from attribution's /healthz (the HTTP ceiling of client +
-server on this machine). Last line:
+phase and with no traffic at all (before the phases), peak RSS per service, and a ratio
+against a baseline measured in the same run: the rate at which ``wrk`` gets answers from
+attribution's /healthz (the HTTP ceiling of client + server on this machine). Last line:
 
     pipeline: conversions_per_s=<n> p99_reward_ms=<x> p99_notify_ms=<y> lost=<n> duplicated=<n>
               ratio=<conversions/s over the baseline> cpu_ms_per_conversion=<all processes>
@@ -130,6 +130,19 @@ class Sampler:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+IDLE_WINDOW_S = 5.0
+
+
+async def idle_cpu(sampler: Sampler, seconds: float) -> dict[str, float]:
+    """Cores each process spends with no traffic at all: consumers' fetch polls and the
+    services' timers. It is charged to the conversions of every phase, so it is printed apart;
+    on Tansu, which does not wake long polls, it is most of the broker's cost."""
+    before = sampler.cpu()
+    await asyncio.sleep(seconds)
+    after = sampler.cpu()
+    return {n: (after[n] - before[n]) / seconds for n in after}
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -352,52 +365,77 @@ async def run_full(
 async def settle(
     stack: Stack, accepted: dict[str, float], timeout_s: float
 ) -> tuple[dict[str, datetime], dict[str, datetime], int]:
-    """Wait for the rewards and notifications of these conversions; return their times."""
+    """Wait for the rewards and notifications of these conversions; return their times.
+
+    The wait polls two counts; the times are read once at the end. Its queries run in the
+    Postgres whose CPU the phase is charged, so they are kept to a few index lookups."""
     ids = [uuid.UUID(c) for c in accepted]
     rewards_db = await asyncpg.connect(database_url_for(stack.server_url, "rewards"))
     notes_db = await asyncpg.connect(database_url_for(stack.server_url, "notifications"))
     try:
+        since = await notes_db.fetchval("SELECT now() - interval '1 hour'")
         deadline = time.monotonic() + timeout_s
-        while True:
-            rows = await rewards_db.fetch(
-                "SELECT conversion_id, id, side, created_at FROM rewards "
-                "WHERE conversion_id = ANY($1::uuid[])",
+        while time.monotonic() < deadline:
+            issued = await rewards_db.fetchval(
+                "SELECT count(*) FROM rewards WHERE conversion_id = ANY($1::uuid[]) "
+                "AND side = 'referrer'",
                 ids,
             )
-            issued = {
-                str(r["conversion_id"]): r["created_at"] for r in rows if r["side"] == "referrer"
-            }
-            referrer_rewards = {
-                str(r["id"]): str(r["conversion_id"]) for r in rows if r["side"] == "referrer"
-            }
-            duplicated = len(rows) - len({(r["conversion_id"], r["side"]) for r in rows})
-            notes = await notes_db.fetch(
-                "SELECT event_id, created_at FROM notifications WHERE kind = 'reward_issued' "
-                "AND created_at > now() - interval '1 hour'"
+            notes = await notes_db.fetchval(
+                "SELECT count(*) FROM notifications WHERE kind = 'reward_issued' "
+                "AND created_at > $1",
+                since,
             )
-            # The feed row's event id is the reward.issued event; map it back through rewards'
-            # outbox (which holds the reward id in the payload).
-            outbox = await rewards_db.fetch(
-                "SELECT event_id, convert_from(payload, 'UTF8')::jsonb->>'reward_id' AS reward "
-                "FROM outbox WHERE topic = 'reward.issued' AND event_id = ANY($1::uuid[])",
-                [n["event_id"] for n in notes],
-            )
-            reward_of_event = {str(o["event_id"]): o["reward"] for o in outbox}
-            notified: dict[str, datetime] = {}
-            for n in notes:
-                conversion = referrer_rewards.get(reward_of_event.get(str(n["event_id"]), ""))
-                if conversion is not None:
-                    if conversion in notified:
-                        duplicated += 1
-                    notified[conversion] = n["created_at"]
-            if (len(issued) == len(ids) and len(notified) == len(ids)) or (
-                time.monotonic() > deadline
-            ):
-                return issued, notified, duplicated
+            # Notes of an earlier phase count too: enough of them is only a reason to look.
+            if issued >= len(ids) and notes >= len(ids):
+                found = await _settled(rewards_db, notes_db, ids, since)
+                if len(found[0]) == len(ids) and len(found[1]) == len(ids):
+                    return found
             await asyncio.sleep(0.2)
+        return await _settled(rewards_db, notes_db, ids, since)
     finally:
         await rewards_db.close()
         await notes_db.close()
+
+
+async def _settled(
+    rewards_db: asyncpg.Connection,
+    notes_db: asyncpg.Connection,
+    ids: list[uuid.UUID],
+    since: datetime,
+) -> tuple[dict[str, datetime], dict[str, datetime], int]:
+    """Each conversion's referrer reward and message times, and how many were duplicated."""
+    rows = await rewards_db.fetch(
+        "SELECT conversion_id, id, side, created_at FROM rewards "
+        "WHERE conversion_id = ANY($1::uuid[])",
+        ids,
+    )
+    issued = {str(r["conversion_id"]): r["created_at"] for r in rows if r["side"] == "referrer"}
+    referrer_rewards = {
+        str(r["id"]): str(r["conversion_id"]) for r in rows if r["side"] == "referrer"
+    }
+    duplicated = len(rows) - len({(r["conversion_id"], r["side"]) for r in rows})
+    notes = await notes_db.fetch(
+        "SELECT event_id, created_at FROM notifications WHERE kind = 'reward_issued' "
+        "AND created_at > $1",
+        since,
+    )
+    # The feed row's event id is the reward.issued event; map it back through rewards'
+    # outbox (which holds the reward id in the payload).
+    outbox = await rewards_db.fetch(
+        "SELECT event_id, convert_from(payload, 'UTF8')::jsonb->>'reward_id' AS reward "
+        "FROM outbox WHERE topic = 'reward.issued' AND event_id = ANY($1::uuid[])",
+        [n["event_id"] for n in notes],
+    )
+    reward_of_event = {str(o["event_id"]): o["reward"] for o in outbox}
+    notified: dict[str, datetime] = {}
+    for n in notes:
+        conversion = referrer_rewards.get(reward_of_event.get(str(n["event_id"]), ""))
+        if conversion is not None:
+            if conversion in notified:
+                duplicated += 1
+            notified[conversion] = n["created_at"]
+    return issued, notified, duplicated
 
 
 def report(
@@ -585,6 +623,12 @@ async def main_async(
         await wait_idle(stack)
         sampler = Sampler({name: r.proc.pid for name, r in labelled.items()}, infra_pids(stack))
         sampler.start()
+        idle = await idle_cpu(sampler, IDLE_WINDOW_S)
+        print(
+            f"[idle] cpu with no traffic ({IDLE_WINDOW_S:.0f} s): "
+            + ", ".join(f"{n}={v:.0%}" for n, v in idle.items())
+            + f"; all={sum(idle.values()):.2f} cores"
+        )
         results = {}
         cpu_at_start: dict[str, dict[str, float]] = {}
         cpu_at_end: dict[str, dict[str, float]] = {}
@@ -671,6 +715,7 @@ async def main_async(
             "work": work.get("full-speed", {}),
             "spread": spread_lines,
             "lock_waits": locks.summary(list(databases.values())),
+            "idle_cores": sum(idle.values()),
             "rss_mib": {n: rss / 2**20 for n, rss in sampler.peak_rss.items()},
             "broker_start_s": stack.kafka.startup_seconds if stack.kafka else None,
         }
@@ -751,7 +796,8 @@ def print_side_by_side(outcomes: list[dict[str, Any]]) -> None:
             f"{tag} conversions_per_s={o['rate']:.0f} "
             f"p99_reward_ms={o['p99_reward']:.0f} p99_notify_ms={o['p99_notify']:.0f} "
             f"lost={o['lost']} duplicated={o['duplicated']} ratio={o['ratio']:.3f} "
-            f"cpu_ms_per_conversion={sum(o['cpu_ms'].values()):.1f}{started}"
+            f"cpu_ms_per_conversion={sum(o['cpu_ms'].values()):.1f} "
+            f"idle_cores={o['idle_cores']:.2f}{started}"
         )
         cpu = " ".join(f"{n}={v:.1f}" for n, v in o["cpu_ms"].items())
         rss = " ".join(f"{n}={v:.0f}" for n, v in o["rss_mib"].items())

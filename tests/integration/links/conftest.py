@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from devstack.embedded import EmbeddedBroker, free_port
+from devstack.profiles import TANSU_FETCH_MAX_WAIT_MS
 from services.links.app import create_app
 from services.links.gateway.api import Gateway
 from services.links.settings import LinksSettings
@@ -50,7 +51,7 @@ async def links_settings(
         database_url=database_url,
         kafka_bootstrap_servers=controlled_broker.bootstrap_servers,
         kafka_enable_idempotence=False,
-        kafka_fetch_max_wait_ms=15,
+        kafka_fetch_max_wait_ms=TANSU_FETCH_MAX_WAIT_MS,
         kafka_topic_partitions=3,
         kafka_session_timeout_ms=3000,
         consumer_retry_backoff_s=0.01,
