@@ -747,7 +747,8 @@ def main() -> None:
         type=int,
         default=0,
         metavar="N",
-        help="also print each service's N most called statements (calls per conversion)",
+        help="also print each service's N statements that took Postgres the most time "
+        "(calls and execution ms per conversion)",
     )
     parser.add_argument(
         "--profile",

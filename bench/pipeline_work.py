@@ -55,8 +55,8 @@ class Work:
     rows_written: dict[str, float]
     produced: dict[str, float]
     consumed: dict[str, float]
-    # service -> statement text (as pg_stat_statements normalises it) -> calls
-    queries: dict[str, dict[str, float]]
+    # service -> statement text (as pg_stat_statements normalises it) -> (calls, execution ms)
+    queries: dict[str, dict[str, tuple[float, float]]]
 
     def minus(self, before: Work) -> Work:
         def diff(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
@@ -69,8 +69,12 @@ class Work:
             produced=diff(self.produced, before.produced),
             consumed=diff(self.consumed, before.consumed),
             queries={
-                service: diff(calls, before.queries.get(service, {}))
+                service: {
+                    q: (c - earlier.get(q, (0, 0.0))[0], ms - earlier.get(q, (0, 0.0))[1])
+                    for q, (c, ms) in calls.items()
+                }
                 for service, calls in self.queries.items()
+                for earlier in [before.queries.get(service, {})]
             },
         )
 
@@ -85,7 +89,7 @@ JOIN pg_roles r ON r.oid = s.userid
 GROUP BY d.datname
 """
 _QUERIES = """
-SELECT d.datname, s.query, sum(s.calls)::bigint AS calls
+SELECT d.datname, s.query, sum(s.calls)::bigint AS calls, sum(s.total_exec_time) AS exec_ms
 FROM pg_stat_statements s
 JOIN pg_database d ON d.oid = s.dbid
 JOIN pg_roles r ON r.oid = s.userid
@@ -139,11 +143,11 @@ async def snapshot(server_url: str, databases: dict[str, str], urls: dict[str, l
         statements[service] = own["services"] if own else 0
         transactions[service] = (dbs[db]["xacts"] - bench) if db in dbs else 0
         written[service] = dbs[db]["written"] if db in dbs else 0
-    queries: dict[str, dict[str, float]] = {service: {} for service in databases}
+    queries: dict[str, dict[str, tuple[float, float]]] = {service: {} for service in databases}
     service_of = {db: service for service, db in databases.items()}
     for row in texts:
         if (service := service_of.get(row["datname"])) is not None:
-            queries[service][row["query"]] = row["calls"]
+            queries[service][row["query"]] = (row["calls"], row["exec_ms"])
     produced: dict[str, float] = {}
     consumed: dict[str, float] = {}
     async with httpx.AsyncClient(timeout=10) as http:
@@ -173,12 +177,21 @@ def print_work(
             f"[{label}] work per conversion {service:<13} "
             + " ".join(f"{k}={v:.1f}" for k, v in row.items())
         )
-        for query, calls in top_calls(work.queries.get(service, {}), top_statements):
-            print(f"[{label}]   {calls / n:5.2f}/conversion  {query}")
+        queries = work.queries.get(service, {})
+        spent = sum(ms for _, ms in queries.values())
+        if top_statements:
+            print(f"[{label}]   Postgres execution time {spent / n:.2f} ms/conversion in all")
+        for query, (calls, ms) in top_calls(queries, top_statements):
+            print(f"[{label}]   {calls / n:5.2f}/conversion {ms / n:6.3f} ms/conversion  {query}")
     return table
 
 
-def top_calls(calls: dict[str, float], limit: int) -> list[tuple[str, float]]:
-    """The ``limit`` most called statements, each on one line of at most 150 characters."""
-    ranked = sorted(((q, c) for q, c in calls.items() if c > 0), key=lambda x: -x[1])[:limit]
-    return [(" ".join(q.split())[:150], c) for q, c in ranked]
+def top_calls(
+    queries: dict[str, tuple[float, float]], limit: int
+) -> list[tuple[str, tuple[float, float]]]:
+    """The ``limit`` statements that took Postgres the most execution time (calls and
+    milliseconds), each on one line of at most 150 characters."""
+    ranked = sorted(((q, cm) for q, cm in queries.items() if cm[0] > 0), key=lambda x: -x[1][1])[
+        :limit
+    ]
+    return [(" ".join(q.split())[:150], cm) for q, cm in ranked]
