@@ -55,18 +55,16 @@ def insertion(rewards: Iterable[Mapping[str, Any]]) -> tuple[str, str]:
 
 
 # A monthly cap counts the rewards of purchases made in the calendar month (UTC) the new
-# purchase was made in, whenever each arrived: a late purchase is capped as on its day.
+# purchase was made in, whenever each arrived: a late purchase is capped as on its day. What a
+# recipient holds is kept per month in ``holdings`` (migration 008), so this reads a few rows
+# whatever the recipient's history.
 _HISTORY_SQL = """
-WITH month_utc AS (SELECT date_trunc('month', $7 AT TIME ZONE 'UTC') AS start),
-month AS (
-    SELECT start AT TIME ZONE 'UTC' AS start, (start + interval '1 month') AT TIME ZONE 'UTC' AS
-    until FROM month_utc
-),
-mine AS (
-    SELECT r.side, r.amount, c.converted_at FROM rewards r JOIN conversions c USING (conversion_id)
-    WHERE r.program_id = $1 AND r.rule = 'base' AND r.status <> 'reversed'
-      AND ((r.side = 'referrer' AND r.recipient = $8 AND r.unit = $4)
-        OR (r.side = 'referee' AND r.recipient = $5 AND r.unit = $6))
+WITH month AS (SELECT date_trunc('month', $7 AT TIME ZONE 'UTC')::date AS start),
+held AS (
+    SELECT h.side, h.amount, h.month = month.start AS this_month FROM holdings h, month
+    WHERE h.program_id = $1
+      AND ((h.side = 'referrer' AND h.recipient = $8 AND h.unit = $4)
+        OR (h.side = 'referee' AND h.recipient = $5 AND h.unit = $6))
 )
 SELECT
     (SELECT count(DISTINCT referral_id) FROM conversions
@@ -75,13 +73,11 @@ SELECT
     (SELECT coalesce(array_agg(rule), '{}') FROM rewards
       WHERE program_id = $1 AND referrer_id = $2 AND rule LIKE 'milestone:%'
         AND status <> 'reversed') AS milestones,
-    (SELECT coalesce(sum(amount), 0) FROM mine WHERE side = 'referrer') AS referrer_lifetime,
-    (SELECT coalesce(sum(amount), 0) FROM mine, month
-      WHERE side = 'referrer' AND converted_at >= month.start AND converted_at < month.until)
+    (SELECT coalesce(sum(amount), 0) FROM held WHERE side = 'referrer') AS referrer_lifetime,
+    (SELECT coalesce(sum(amount), 0) FROM held WHERE side = 'referrer' AND this_month)
       AS referrer_month,
-    (SELECT coalesce(sum(amount), 0) FROM mine WHERE side = 'referee') AS referee_lifetime,
-    (SELECT coalesce(sum(amount), 0) FROM mine, month
-      WHERE side = 'referee' AND converted_at >= month.start AND converted_at < month.until)
+    (SELECT coalesce(sum(amount), 0) FROM held WHERE side = 'referee') AS referee_lifetime,
+    (SELECT coalesce(sum(amount), 0) FROM held WHERE side = 'referee' AND this_month)
       AS referee_month,
     EXISTS (SELECT 1 FROM reversals WHERE conversion_id = $9 AND full_reversal) AS refunded,
     (SELECT coalesce(sum(refunded_amount), 0) FROM reversals

@@ -537,3 +537,87 @@ async def test_a_publication_racing_its_first_conversion_still_rewards_it(
         await tb.commit()
     [row] = await rewards_of(pool, pid)
     assert row["status"] == "issued" and row["amount"] == 2000
+
+
+async def assert_holdings_match_rewards(pool: asyncpg.Pool, program_id: uuid.UUID) -> None:
+    """``holdings`` (kept by triggers) equals the sum of the base rewards not reversed, per
+    recipient, unit and month of purchase: what the rules used to sum on every conversion."""
+    summed = await pool.fetch(
+        "SELECT r.side, r.recipient, r.unit, "
+        "date_trunc('month', c.converted_at AT TIME ZONE 'UTC')::date AS month, "
+        "sum(r.amount) AS amount FROM rewards r JOIN conversions c USING (conversion_id) "
+        "WHERE r.program_id = $1 AND r.rule = 'base' AND r.status <> 'reversed' "
+        "GROUP BY 1, 2, 3, 4",
+        program_id,
+    )
+    held = await pool.fetch(
+        "SELECT side, recipient, unit, month, amount FROM holdings "
+        "WHERE program_id = $1 AND amount <> 0",
+        program_id,
+    )
+    assert {tuple(r) for r in held} == {tuple(r) for r in summed if r["amount"] != 0}
+
+
+async def test_a_refund_frees_cap_room_and_the_holdings_follow_every_change(
+    pool: asyncpg.Pool,
+) -> None:
+    pid, referrer = uuid.uuid4(), uuid.uuid4()
+    await publish(
+        pool,
+        pid,
+        {
+            # 10 % of each 5,000 order (500); a share, so that a partial refund reduces it.
+            "referrer": {
+                "amount": 0,
+                "percent_bp": 1000,
+                "unit": "USD",
+                "lifetime_cap": 1000,
+                "monthly_cap": 1000,
+            },
+            "referee": {"amount": 300, "unit": "USD"},
+        },
+    )
+    first, second, third = (conversion(pid, referrer, amount=5000) for _ in range(3))
+    next_month = conversion(pid, referrer, at=T0 + timedelta(days=40), amount=5000)
+    for event in (first, second, third):
+        await convert(pool, event)
+    await assert_holdings_match_rewards(pool, pid)
+    granted = {
+        r["conversion_id"]: r["amount"]
+        for r in await rewards_of(pool, pid)
+        if r["side"] == "referrer"
+    }
+    assert granted == {first.conversion_id: 500, second.conversion_id: 500, third.conversion_id: 0}
+
+    await apply(pool, consumers.on_referral_reversed, reversal(first))
+    await assert_holdings_match_rewards(pool, pid)
+    # The reversed reward no longer counts: the next purchase fits under both caps again.
+    await convert(pool, next_month)
+    [latest] = [
+        r
+        for r in await rewards_of(pool, pid)
+        if r["conversion_id"] == next_month.conversion_id and r["side"] == "referrer"
+    ]
+    assert latest["amount"] == 500
+    await assert_holdings_match_rewards(pool, pid)
+
+    # A partial refund reduces the rewards it touches, and what they hold with them.
+    partial = reversal(next_month, full=False).model_copy(update={"refunded_amount": 2500})
+    await apply(pool, consumers.on_referral_reversed, partial)
+    [reduced] = [
+        r
+        for r in await rewards_of(pool, pid)
+        if r["conversion_id"] == next_month.conversion_id and r["side"] == "referrer"
+    ]
+    assert reduced["amount"] == 250  # 10 % of 5,000 - 2,500
+    await assert_holdings_match_rewards(pool, pid)
+
+    # A referee's customer id replaced by its hash moves what they hold with it.
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE rewards SET recipient = 'hashed' WHERE program_id = $1 AND recipient = $2",
+            pid,
+            second.referee_customer_id,
+        )
+    await assert_holdings_match_rewards(pool, pid)
+    await assert_ledger_balanced(pool)
