@@ -69,14 +69,20 @@ class Work:
             produced=diff(self.produced, before.produced),
             consumed=diff(self.consumed, before.consumed),
             queries={
-                service: {
-                    q: (c - earlier.get(q, (0, 0.0))[0], ms - earlier.get(q, (0, 0.0))[1])
-                    for q, (c, ms) in calls.items()
-                }
-                for service, calls in self.queries.items()
-                for earlier in [before.queries.get(service, {})]
+                service: _since(spent, before.queries.get(service, {}))
+                for service, spent in self.queries.items()
             },
         )
+
+
+def _since(
+    now: dict[str, tuple[float, float]], before: dict[str, tuple[float, float]]
+) -> dict[str, tuple[float, float]]:
+    """Calls and milliseconds of each statement since ``before``."""
+    return {
+        q: (calls - before.get(q, (0, 0.0))[0], ms - before.get(q, (0, 0.0))[1])
+        for q, (calls, ms) in now.items()
+    }
 
 
 _STATEMENTS = """

@@ -3,13 +3,14 @@
 Starts an embedded Postgres with the services' migrations (or uses TEST_DATABASE_URL's
 server), writes for each size a program of 10 referrers with that many rewarded conversions
 each (a referrer reward and a referee reward per conversion, through the same triggers as the
-service), vacuums, then runs the read as the service does (a prepared statement, so its
-generic plan after five calls) for one referrer and prints the median round trip:
+service), vacuums, then runs the read through the service's own function (its statement is
+prepared, so Postgres runs its generic plan after five calls) for one referrer and prints the
+median round trip:
 
     rewards_history: per_referrer=<n> p50_ms=<x>
     rewards_history: growth=<p50 at the largest size / p50 at the smallest>
 
-The ratio is the figure to watch: a read that sums the history grows with it (it was 40
+The ratio is the figure to watch: a read that sums the history grows with it (it was 30
 times slower at 2,000 rewards per referrer than at 20); one that reads kept totals should not.
 
     python -m bench.rewards_history [--sizes 20,200,2000] [--calls 50]
@@ -30,9 +31,13 @@ from pathlib import Path
 import asyncpg
 
 from devstack.stack import Stack, StackConfig, database_url_for
-from services.rewards.repository.rewards import _HISTORY_SQL
+from services.rewards.repository.rewards import history
+from shared.contracts.sections.rewards import RewardPolicy
 
 REFERRERS = 10
+POLICY = RewardPolicy.model_validate(
+    {"referrer": {"amount": 500, "unit": "USD"}, "referee": {"amount": 500, "unit": "USD"}}
+)
 
 _CONVERSIONS = """
 INSERT INTO conversions (conversion_id, referral_id, program_id, referrer_id,
@@ -59,28 +64,23 @@ async def timed_read(conn: asyncpg.Connection, size: int, calls: int) -> float:
     await conn.execute(_CONVERSIONS, program, referrers, REFERRERS, size)
     await conn.execute(_REWARDS, program)
     await conn.execute("VACUUM ANALYZE")
-    referrer = referrers[0]
-    args = (
-        program,
-        referrer,
-        uuid.uuid4(),  # the new conversion's referral
-        "USD",
-        "cust-new",
-        "USD",
-        datetime.now(UTC),
-        str(referrer),
-        uuid.uuid4(),  # the new conversion
-    )
-    read = await conn.prepare(_HISTORY_SQL)
+    new_conversion = {
+        "conversion_id": uuid.uuid4(),
+        "program_id": program,
+        "referrer_id": referrers[0],
+        "referral_id": uuid.uuid4(),
+        "referee_customer_id": "cust-new",
+        "converted_at": datetime.now(UTC),
+    }
     for _ in range(6):  # past the custom plans, to the generic one the service runs
-        await read.fetchrow(*args)
+        await history(conn, new_conversion, POLICY)
     times = []
     for _ in range(calls):
         started = time.perf_counter()
-        row = await read.fetchrow(*args)
+        _, _, held = await history(conn, new_conversion, POLICY)
         times.append((time.perf_counter() - started) * 1000)
-    if row["referrer_lifetime"] != 500 * size:
-        raise AssertionError(f"read {row['referrer_lifetime']}, wrote {500 * size}")
+    if held.referrer.lifetime != 500 * size:
+        raise AssertionError(f"read {held.referrer.lifetime}, wrote {500 * size}")
     return statistics.median(times)
 
 

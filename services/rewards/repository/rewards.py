@@ -59,12 +59,18 @@ def insertion(rewards: Iterable[Mapping[str, Any]]) -> tuple[str, str]:
 # recipient holds is kept per month in ``holdings`` (migration 008), so this reads a few rows
 # whatever the recipient's history.
 _HISTORY_SQL = """
-WITH month AS (SELECT date_trunc('month', $7 AT TIME ZONE 'UTC')::date AS start),
-held AS (
-    SELECT h.side, h.amount, h.month = month.start AS this_month FROM holdings h, month
-    WHERE h.program_id = $1
-      AND ((h.side = 'referrer' AND h.recipient = $8 AND h.unit = $4)
-        OR (h.side = 'referee' AND h.recipient = $5 AND h.unit = $6))
+WITH held AS (
+    SELECT
+        coalesce(sum(amount) FILTER (WHERE side = 'referrer'), 0) AS referrer_lifetime,
+        coalesce(sum(amount) FILTER (WHERE side = 'referrer' AND month = purchase_month($7)), 0)
+            AS referrer_month,
+        coalesce(sum(amount) FILTER (WHERE side = 'referee'), 0) AS referee_lifetime,
+        coalesce(sum(amount) FILTER (WHERE side = 'referee' AND month = purchase_month($7)), 0)
+            AS referee_month
+    FROM holdings
+    WHERE program_id = $1
+      AND ((side = 'referrer' AND recipient = $8 AND unit = $4)
+        OR (side = 'referee' AND recipient = $5 AND unit = $6))
 )
 SELECT
     (SELECT count(DISTINCT referral_id) FROM conversions
@@ -73,15 +79,11 @@ SELECT
     (SELECT coalesce(array_agg(rule), '{}') FROM rewards
       WHERE program_id = $1 AND referrer_id = $2 AND rule LIKE 'milestone:%'
         AND status <> 'reversed') AS milestones,
-    (SELECT coalesce(sum(amount), 0) FROM held WHERE side = 'referrer') AS referrer_lifetime,
-    (SELECT coalesce(sum(amount), 0) FROM held WHERE side = 'referrer' AND this_month)
-      AS referrer_month,
-    (SELECT coalesce(sum(amount), 0) FROM held WHERE side = 'referee') AS referee_lifetime,
-    (SELECT coalesce(sum(amount), 0) FROM held WHERE side = 'referee' AND this_month)
-      AS referee_month,
+    held.*,
     EXISTS (SELECT 1 FROM reversals WHERE conversion_id = $9 AND full_reversal) AS refunded,
     (SELECT coalesce(sum(refunded_amount), 0) FROM reversals
       WHERE conversion_id = $9 AND NOT full_reversal) AS partly_refunded
+FROM held
 """
 
 
