@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # kafka (Apache Kafka, one node) or kafka-cluster (three nodes); Kafka needs Java 17+ and Maven.
 BROKER ?= tansu
 
-.PHONY: dev test test-kafka kafka-fetch test-unit test-integration test-e2e lint format journey migrate topics clean bench-redirect bench-pipeline chaos sdk
+.PHONY: dev test test-kafka kafka-fetch test-unit test-integration test-e2e lint format journey migrate topics clean bench-redirect bench-pipeline bench-floor chaos sdk
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,9 @@ bench-redirect: $(VENV)/.installed
 ## Referral journeys through the four services; prints throughput, latency, CPU and memory.
 bench-pipeline: $(VENV)/.installed
 	$(BIN)/python -m bench.pipeline $(ARGS)
+
+bench-floor: $(VENV)/.installed
+	$(BIN)/python -m bench.pipeline_floor $(ARGS)
 
 ## Chaos run: journeys under process kills, broker pauses and Postgres restarts; checks invariants.
 chaos: $(VENV)/.installed
