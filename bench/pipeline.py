@@ -76,28 +76,12 @@ from bench.pipeline_replicas import (
 )
 from bench.pipeline_work import PG_SETTINGS, Work, as_bench, prepare, print_work, snapshot
 from bench.replicas import ServiceReplicas
+from bench.servers import tree_cpu
 from devstack.profiles import BrokerKind, broker_kind
 from devstack.stack import Stack, StackConfig, database_url_for
 
 SERVICES = ("links", "attribution", "rewards", "notifications")
 PROFILE_DIR = Path("test-output")
-
-
-def _tree_cpu(pid: int) -> float:
-    """CPU seconds of a process and its children, live and exited (Postgres backends)."""
-    try:
-        proc = psutil.Process(pid)
-        times = proc.cpu_times()
-        total = times.user + times.system + times.children_user + times.children_system
-        for child in proc.children(recursive=True):
-            try:
-                child_times = child.cpu_times()
-                total += child_times.user + child_times.system
-            except psutil.NoSuchProcess:
-                pass
-        return float(total)
-    except psutil.NoSuchProcess:
-        return 0.0
 
 
 @dataclass
@@ -111,8 +95,8 @@ class Sampler:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def cpu(self) -> dict[str, float]:
-        out = {s: _tree_cpu(p) for s, p in self.pids.items()}
-        out.update({s: _tree_cpu(p) for s, p in self.infra.items()})
+        out = {s: tree_cpu(p) for s, p in self.pids.items()}
+        out.update({s: tree_cpu(p) for s, p in self.infra.items()})
         return out
 
     def start(self) -> None:

@@ -48,11 +48,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from bench.servers import Infra, bench_infra, service_database
+from bench.servers import Infra, bench_infra, service_database, tree_cpu
 from devstack.embedded import free_port, port_open
 from devstack.profiles import broker_env
 from shared.contracts import ReferralConverted, RewardCreated, RewardIssued
@@ -108,22 +107,7 @@ def serve() -> None:
 
 def cpu_of(pids: dict[str, int]) -> dict[str, float]:
     """CPU seconds of each process and its children (Postgres backends), and of this one."""
-    out = {"bench": time.process_time()}
-    for name, pid in pids.items():
-        try:
-            proc = psutil.Process(pid)
-            t = proc.cpu_times()
-            total = t.user + t.system + t.children_user + t.children_system
-            for child in proc.children(recursive=True):
-                try:
-                    c = child.cpu_times()
-                    total += c.user + c.system
-                except psutil.NoSuchProcess:
-                    pass
-            out[name] = total
-        except psutil.NoSuchProcess:
-            out[name] = 0.0
-    return out
+    return {"bench": time.process_time(), **{name: tree_cpu(pid) for name, pid in pids.items()}}
 
 
 async def measured(

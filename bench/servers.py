@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+import psutil
 
 from devstack.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from devstack.kafka import KafkaCluster
@@ -91,3 +92,20 @@ async def service_database(infra: Infra, service: str) -> ServiceSettings:
     )
     await ensure_topics(settings)
     return settings
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its children, live and exited (Postgres backends)."""
+    try:
+        proc = psutil.Process(pid)
+        times = proc.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in proc.children(recursive=True):
+            try:
+                child_times = child.cpu_times()
+                total += child_times.user + child_times.system
+            except psutil.NoSuchProcess:
+                pass
+        return float(total)
+    except psutil.NoSuchProcess:
+        return 0.0
