@@ -273,7 +273,8 @@ async def database_now(stack: Stack) -> datetime:
 
 # The conversions of a phase are found by time, not by their thousand order ids: matching
 # each row against an array of that size is quadratic, and this runs in the Postgres whose
-# CPU the phase is charged.
+# CPU the phase is charged. The bodies carry no ``occurred_at``, so ``converted_at`` is the
+# time attribution received each one, after the phase began.
 _PHASE_CONVERSIONS = "SELECT id, order_id, converted_at FROM conversions WHERE converted_at >= $1"
 _PHASE_COUNT = "SELECT count(*) FROM conversions WHERE converted_at >= $1"
 
